@@ -1,0 +1,161 @@
+"""profile-dist <command>: the stages one by one, a whole job from YAML, and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable
+
+from profile_dist.errors import ProfileDistError
+
+
+def _split_list(values: list[str] | None) -> list[str] | None:
+    """Accept both `--factors a b` and `--factors a,b`."""
+    if not values:
+        return None
+    return [item for value in values for item in value.split(",") if item]
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from profile_dist.stages.ingest import ingest
+
+    summary = ingest(
+        args.format, args.input, args.output, task=args.task, dataset=args.dataset,
+        rows_per_shard=args.rows_per_shard, skip_bad_rows=args.skip_bad_rows, address=args.address,
+    )
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_annotate(args: argparse.Namespace) -> int:
+    from profile_dist.stages.annotate import annotate
+
+    print("\n".join(annotate(args.pairs, args.output, factors=_split_list(args.factors), address=args.address).lines()))
+    return 0
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    from profile_dist.stages.reduce import reduce
+
+    summary = reduce(
+        args.pairs, args.annotations, args.output, factors=_split_list(args.factors),
+        n_bootstrap=args.bootstrap, seed=args.seed, level=args.confidence, address=args.address,
+    )
+    print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from profile_dist.report import build_report
+
+    print("\n".join(build_report(args.results, args.output).lines()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from profile_dist.pipeline import load_job, run_job
+
+    results = run_job(load_job(args.job), address=args.address)
+    print(f"done: open {os.path.join(results, 'report.md')}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from profile_dist.demo import default_shared_data, demo_job
+    from profile_dist.pipeline import run_job
+
+    data_dir = None
+    if args.data is not None:
+        data_dir = args.data or default_shared_data()
+    results = run_job(demo_job(args.output, data_dir, args.bootstrap), address=args.address)
+    print(f"done: open {os.path.join(results, 'report.md')}  (machine-readable: {os.path.join(results, 'results.json')})")
+    return 0
+
+
+def cmd_factors(args: argparse.Namespace) -> int:
+    from profile_dist.factors import all_factors
+    from profile_dist.tasks import get_task
+
+    for factor in all_factors():
+        if args.task and not (factor.applies_to(args.task) and factor.name in get_task(args.task).default_factors + ("novel_words", "list_items", "headers", "bold", "code_blocks")):
+            continue
+        tasks = "all tasks" if factor.tasks is None else ", ".join(sorted(factor.tasks))
+        print(f"{factor.name:22s} {factor.kind:13s} v{factor.version:6s} {tasks:20s} {factor.description}")
+    return 0
+
+
+def cmd_formats(args: argparse.Namespace) -> int:
+    from profile_dist.sources import all_sources
+
+    for source in all_sources():
+        print(f"{source.name:14s} {source.description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray started on demand)")
+    parser = argparse.ArgumentParser(prog="profile-dist", description="PROFILE factor-level preference analysis on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        return command
+
+    p = add("ingest", cmd_ingest, "read corpus files into canonical prompts/responses/pairs Parquet tables")
+    p.add_argument("--format", required=True, help="input format (see `profile-dist formats`)")
+    p.add_argument("--input", required=True, nargs="+", help="input file(s), local or s3://")
+    p.add_argument("--output", required=True, help="output directory")
+    p.add_argument("--task", default=None, help="task of the pairs (default: the format's, or a task column)")
+    p.add_argument("--dataset", default=None, help="dataset name recorded on each pair (default: the format name)")
+    p.add_argument("--rows-per-shard", type=int, default=100_000, help="rows per Parquet shard (default 100000)")
+    p.add_argument("--skip-bad-rows", action="store_true", help="write bad rows to the rejected table and go on, instead of stopping")
+
+    p = add("annotate", cmd_annotate, "compute factor values for every response")
+    p.add_argument("--pairs", required=True, help="an ingest output directory")
+    p.add_argument("--output", required=True, help="annotations directory")
+    p.add_argument("--factors", nargs="+", default=None, help="factor names (default: every rule factor)")
+
+    p = add("reduce", cmd_reduce, "factor influence (tau with bootstrap CIs) per source, and alignment between sources")
+    p.add_argument("--pairs", required=True, nargs="+", help="ingest output directory(ies)")
+    p.add_argument("--annotations", required=True, nargs="+", help="annotations directory(ies)")
+    p.add_argument("--output", required=True, help="results directory")
+    p.add_argument("--factors", nargs="+", default=None, help="restrict to these factors (default: all annotated)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200; 0 for none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+
+    p = add("report", cmd_report, "write report.md and results.json from reduce results")
+    p.add_argument("--results", required=True, help="a reduce output directory")
+    p.add_argument("--output", default=None, help="where to write the report (default: the results directory)")
+
+    p = add("run", cmd_run, "run ingest, annotate, reduce and report from a job YAML file")
+    p.add_argument("job", help="job YAML file (see jobs/)")
+
+    p = add("demo", cmd_demo, "run the whole pipeline on a built-in demo corpus (no network, no API key)")
+    p.add_argument("--output", default="profile-dist-demo", help="output directory (default ./profile-dist-demo)")
+    p.add_argument("--data", nargs="?", const="", default=None, help="run on the real corpora in DIR (default ../shared/data or PROFILE_SHARED_DATA)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200)")
+
+    p = add("factors", cmd_factors, "list registered factors")
+    p.add_argument("--task", default=None, help="only the factors a task uses")
+    add("formats", cmd_formats, "list input formats")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ProfileDistError as exc:
+        print(f"profile-dist {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"profile-dist {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The report stage: reduce results -> report.md and results.json (beside the Parquet tables by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from profile_dist import storage
+from profile_dist.report.markdown import render_markdown, source_label
+from profile_dist.report.results import load_results
+
+
+@dataclass
+class ReportSummary:
+    output: str
+    markdown: str
+    json: str
+
+    def lines(self) -> list[str]:
+        return [f"report: {self.markdown}", f"results: {self.json}"]
+
+
+def strongest_findings(results: dict[str, Any], n: int = 3) -> list[str]:
+    """The n largest |tau| whose interval excludes zero, each said in one plain sentence."""
+    rows = [
+        r for r in results["influence"]
+        if r["tau"] is not None and (r["ci_low"] is None or r["ci_low"] > 0 or r["ci_high"] < 0)
+    ]
+    rows.sort(key=lambda r: (-abs(r["tau"]), r["task"], r["labeler"], r["factor"]))
+    sentences = []
+    for r in rows[:n]:
+        direction = "more" if r["tau"] > 0 else "less"
+        share = 100 * (r["p_preferred_more"] if r["tau"] > 0 else 1 - r["p_preferred_more"])
+        sentences.append(
+            f"{source_label(r)} on {r['task']}: the preferred response has {direction} {r['factor']} "
+            f"in {share:.0f}% of the pairs where it differs (tau {r['tau']:+.3f}, n = {r['n_concordant'] + r['n_discordant']})."
+        )
+    return sentences
+
+
+def build_report(results_dir: str, output: str | None = None) -> ReportSummary:
+    output = output or results_dir
+    results = load_results(results_dir)
+    findings = strongest_findings(results)
+    results["findings"] = findings
+    markdown_path = storage.join(output, "report.md")
+    json_path = storage.join(output, "results.json")
+    storage.write_bytes_atomic(render_markdown(results, findings).encode(), markdown_path)
+    storage.write_json_atomic(results, json_path)
+    return ReportSummary(output, markdown_path, json_path)

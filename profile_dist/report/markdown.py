@@ -1,0 +1,73 @@
+"""report.md: per task a factors x sources table of tau [CI], the alignment table, skipped rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TAU_EXPLAINED = (
+    "tau(f) = (C - D) / (C + D) over a source's pairs, where C counts pairs whose preferred response has "
+    "more of factor f and D pairs where it has less (pairs with a tied label or tied values left out). "
+    "+1: the preferred response always has more of f; -1: always less; 0: f does not go with preference. "
+    "P(preferred has more f) = (1 + tau) / 2. Brackets: 95% bootstrap interval."
+)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:+.{digits}f}"
+
+
+def _cell(row: dict[str, Any]) -> str:
+    if row["tau"] is None:
+        return "n/a"
+    if row["ci_low"] is None:
+        return _fmt(row["tau"])
+    marker = "" if row["ci_low"] <= 0 <= row["ci_high"] else " *"
+    return f"{_fmt(row['tau'])} [{_fmt(row['ci_low'], 2)}, {_fmt(row['ci_high'], 2)}]{marker}"
+
+
+def source_label(row: dict[str, Any]) -> str:
+    return f"{row['labeler']}/{row['setting']}"
+
+
+def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
+    influence = results["influence"]
+    lines = ["# PROFILE report", "", TAU_EXPLAINED, ""]
+    if findings:
+        lines += ["## Strongest findings", ""] + [f"- {f}" for f in findings] + [""]
+    for task in sorted({r["task"] for r in influence}):
+        rows = [r for r in influence if r["task"] == task]
+        sources = sorted({source_label(r) for r in rows})
+        factors = sorted({r["factor"] for r in rows})
+        by_key = {(source_label(r), r["factor"]): r for r in rows}
+        lines += [f"## Task: {task}", "", "Factor influence tau [95% CI] per source (* = interval excludes 0).", ""]
+        lines.append("| factor | " + " | ".join(sources) + " |")
+        lines.append("|---|" + "---|" * len(sources))
+        for factor in factors:
+            cells = [_cell(by_key[(s, factor)]) if (s, factor) in by_key else "" for s in sources]
+            lines.append(f"| {factor} | " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append("Pairs per source (C + D + T for `length`, or the first factor): " + ", ".join(
+            f"{s}: {next((by_key[(s, f)]['n_pairs'] for f in ['length', *factors] if (s, f) in by_key), 0)}" for s in sources
+        ))
+        lines.append("")
+        alignment = [a for a in results["alignment"] if a["task"] == task]
+        if alignment:
+            lines += ["### Alignment between sources", "", "| source x | source y | factors | metric | value [95% CI] |", "|---|---|---|---|---|"]
+            for a in alignment:
+                ci = f" [{_fmt(a['ci_low'], 2)}, {_fmt(a['ci_high'], 2)}]" if a["ci_low"] is not None else ""
+                lines.append(f"| {a['source_x']} | {a['source_y']} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
+            lines.append("")
+    skipped = results["skipped"]
+    lines += ["## Rows left out", ""]
+    if skipped:
+        lines += ["| stage | source | task | factor | reason | count |", "|---|---|---|---|---|---|"]
+        for s in skipped:
+            source = f"{s['labeler']}/{s['setting']}" if s["labeler"] else ""
+            lines.append(f"| {s['stage']} | {source} | {s['task'] or ''} | {s['factor'] or ''} | {s['reason']} | {s['count']} |")
+    else:
+        lines.append("None.")
+    notes = results.get("reduce", {}).get("ingest_notes") or {}
+    if notes:
+        lines += ["", "Ingest notes (rows used as described):", ""] + [f"- {n} row(s): {note}" for note, n in sorted(notes.items())]
+    lines.append("")
+    return "\n".join(lines)

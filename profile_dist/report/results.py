@@ -1,0 +1,30 @@
+"""Load a reduce output directory into plain Python structures (the content of results.json)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from profile_dist import schema, storage
+from profile_dist.errors import ConfigError
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def load_results(results_dir: str) -> dict[str, Any]:
+    influence_path = storage.join(results_dir, "influence.parquet")
+    if not storage.exists(influence_path):
+        raise ConfigError(f"{results_dir}: no influence.parquet; is this the output directory of `profile-dist reduce`?")
+    tables = {"influence": schema.INFLUENCE, "alignment": schema.ALIGNMENT, "skipped": schema.SKIPPED}
+    results: dict[str, Any] = {}
+    for name, table_schema in tables.items():
+        path = storage.join(results_dir, f"{name}.parquet")
+        rows = storage.read_parquet(path, table_schema).to_pylist() if storage.exists(path) else []
+        results[name] = [{k: _clean(v) for k, v in row.items()} for row in rows]
+    manifest_path = storage.join(results_dir, "_manifest.json")
+    results["reduce"] = storage.read_json(manifest_path) if storage.exists(manifest_path) else {}
+    return results

@@ -1,0 +1,158 @@
+"""Arrow schemas of every table profile-dist reads or writes: one place, imported everywhere.
+
+Tables flow one way: ingest writes PROMPTS, RESPONSES, PAIRS and REJECTED; annotate writes
+ANNOTATIONS; reduce writes INFLUENCE and ALIGNMENT (plus SKIPPED counts). Every stage validates what
+it reads against these schemas, so a stage can be rerun alone on any earlier stage's output.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from profile_dist.errors import ProfileDistError
+
+LABELS = ("a", "b", "tie")
+SETTINGS = ("human", "evaluation", "generation")
+
+PROMPTS = pa.schema(
+    [
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        # The document a response is judged against where it differs from the prompt (e.g. the
+        # quotes of document QA); null means the prompt text itself is the source.
+        pa.field("source", pa.string(), nullable=True),
+    ]
+)
+
+RESPONSES = pa.schema(
+    [
+        # Content hash of (prompt_id, text): the same text answering the same prompt is one response,
+        # annotated once however many pairs it appears in.
+        pa.field("response_id", pa.string(), nullable=False),
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+    ]
+)
+
+PAIRS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("response_a_id", pa.string(), nullable=False),
+        pa.field("response_b_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),  # one of LABELS
+        pa.field("labeler", pa.string(), nullable=False),  # "human" or a model id
+        pa.field("setting", pa.string(), nullable=False),  # one of SETTINGS
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_row", pa.int64(), nullable=False),  # 0-based row/line/element index
+    ]
+)
+
+REJECTED = pa.schema(
+    [
+        pa.field("source_file", pa.string(), nullable=False),
+        pa.field("source_row", pa.int64(), nullable=False),
+        pa.field("field", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        # "invalid": bad input (stops the run unless --skip-bad-rows);
+        # "skipped": a documented value the format uses for "no preference" (e.g. AlpacaEval's 0/null).
+        pa.field("kind", pa.string(), nullable=False),
+    ]
+)
+
+ANNOTATIONS = pa.schema(
+    [
+        pa.field("response_id", pa.string(), nullable=False),
+        pa.field("factor", pa.string(), nullable=False),
+        pa.field("value", pa.float64(), nullable=True),  # null only together with an error
+        pa.field("annotator", pa.string(), nullable=False),  # "rule" or the model that scored it
+        pa.field("prompt_version", pa.string(), nullable=False),
+        pa.field("error", pa.string(), nullable=True),
+    ]
+)
+
+INFLUENCE = pa.schema(
+    [
+        pa.field("labeler", pa.string(), nullable=False),
+        pa.field("setting", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("factor", pa.string(), nullable=False),
+        pa.field("n_pairs", pa.int64(), nullable=False),  # non-tie pairs with both values known
+        pa.field("n_concordant", pa.int64(), nullable=False),
+        pa.field("n_discordant", pa.int64(), nullable=False),
+        pa.field("n_ties", pa.int64(), nullable=False),  # factor ties (equal values)
+        pa.field("tau", pa.float64(), nullable=True),  # null when C + D == 0
+        pa.field("tau_a", pa.float64(), nullable=True),
+        pa.field("relevance", pa.float64(), nullable=True),
+        pa.field("p_preferred_more", pa.float64(), nullable=True),  # (1 + tau) / 2
+        pa.field("ci_low", pa.float64(), nullable=True),
+        pa.field("ci_high", pa.float64(), nullable=True),
+        pa.field("n_bootstrap", pa.int64(), nullable=False),
+    ]
+)
+
+ALIGNMENT_METRICS = ("kendall_tau_b", "spearman_rho", "sign_agreement", "top_k_overlap", "mean_abs_diff")
+
+ALIGNMENT = pa.schema(
+    [
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("source_x", pa.string(), nullable=False),  # "labeler/setting"
+        pa.field("source_y", pa.string(), nullable=False),
+        pa.field("n_factors", pa.int64(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),  # one of ALIGNMENT_METRICS
+        pa.field("value", pa.float64(), nullable=True),
+        pa.field("ci_low", pa.float64(), nullable=True),
+        pa.field("ci_high", pa.float64(), nullable=True),
+    ]
+)
+
+SKIPPED = pa.schema(
+    [
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("labeler", pa.string(), nullable=True),
+        pa.field("setting", pa.string(), nullable=True),
+        pa.field("task", pa.string(), nullable=True),
+        pa.field("factor", pa.string(), nullable=True),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ]
+)
+
+
+def conform(table: pa.Table, schema: pa.Schema, *, where: str) -> pa.Table:
+    """Select, order and cast ``table``'s columns to ``schema``; a clear error names what is wrong."""
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise SchemaError(f"{where}: missing column(s) {', '.join(missing)}; expected {schema.names}")
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if not column.type.equals(field.type):
+            try:
+                column = column.cast(field.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaError(
+                    f"{where}: column {field.name!r} has type {column.type}, expected {field.type}: {exc}"
+                ) from None
+        if not field.nullable and column.null_count:
+            raise SchemaError(f"{where}: column {field.name!r} has {column.null_count} null value(s)")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+class SchemaError(ProfileDistError, ValueError):
+    """A table does not match the schema its stage expects."""
+
+REPLICATES = pa.schema(
+    [
+        pa.field("labeler", pa.string(), nullable=False),
+        pa.field("setting", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("factor", pa.string(), nullable=False),
+        pa.field("replicate", pa.int64(), nullable=False),
+        pa.field("n_concordant", pa.int64(), nullable=False),  # Poisson-weighted counts
+        pa.field("n_discordant", pa.int64(), nullable=False),
+    ]
+)

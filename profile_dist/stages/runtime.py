@@ -1,0 +1,59 @@
+"""Ray at the edge: connecting to a cluster (or starting a local one) and running shard tasks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+import ray
+from tqdm import tqdm
+
+from profile_dist.errors import ProfileDistError
+
+
+def ensure_ray(address: str | None = None) -> None:
+    """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+
+
+def unwrap(exc: BaseException) -> BaseException:
+    """The user-facing error inside a Ray task failure, so it reads as if raised locally."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, ray.exceptions.RayTaskError) and isinstance(cause, ProfileDistError):
+        return cause
+    return exc
+
+
+def run_tasks(
+    remote_fn: Callable[..., Any], calls: Sequence[tuple], *, desc: str, progress: bool | None = None,
+) -> list[Any]:
+    """Run ``remote_fn.remote(*args)`` for each args tuple; results in call order, with a progress bar.
+
+    The first failure cancels what is still pending and is re-raised as the user's error.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty() or bool(os.environ.get("PROFILE_DIST_PROGRESS"))
+    refs = [remote_fn.remote(*args) for args in calls]
+    index = {ref: i for i, ref in enumerate(refs)}
+    results: list[Any] = [None] * len(refs)
+    pending = list(refs)
+    with tqdm(total=len(refs), desc=desc, unit="shard", disable=not progress, file=sys.stderr) as bar:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    results[index[ref]] = ray.get(ref)
+                except Exception as exc:
+                    for other in pending:
+                        ray.cancel(other)
+                    raise unwrap(exc) from None
+                bar.update(1)
+    return results

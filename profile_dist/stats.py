@@ -1,0 +1,195 @@
+"""The maths of PROFILE, as pure functions over numpy arrays: no I/O, no Ray.
+
+- factor influence: concordant/discordant/tied counts and tau = (C - D) / (C + D);
+- a Poisson bootstrap whose weights are a pure function of (pair id, replicate), so any sharding of
+  the pairs draws the same weights and partial counts add up exactly;
+- alignment between two sources' tau vectors (Kendall tau_b, Spearman rho, sign agreement, top-k
+  overlap, mean absolute difference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Sequence
+
+import numpy as np
+
+# --- factor influence ----------------------------------------------------------------------------
+
+
+def concordance_counts(preferred: np.ndarray, other: np.ndarray) -> tuple[int, int, int]:
+    """(C, D, T): pairs where the preferred response has more, less, or the same of the factor."""
+    preferred = np.asarray(preferred, dtype=np.float64)
+    other = np.asarray(other, dtype=np.float64)
+    return int(np.sum(preferred > other)), int(np.sum(preferred < other)), int(np.sum(preferred == other))
+
+
+def tau_from_counts(concordant, discordant):
+    """(C - D) / (C + D), elementwise; NaN where C + D == 0 (no pair tells the factor apart)."""
+    c = np.asarray(concordant, dtype=np.float64)
+    d = np.asarray(discordant, dtype=np.float64)
+    total = c + d
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = np.where(total > 0, (c - d) / np.where(total > 0, total, 1.0), np.nan)
+    return float(result) if result.ndim == 0 else result
+
+
+def influence_summary(concordant: int, discordant: int, ties: int) -> dict[str, float | None]:
+    """tau, tau_a, relevance and P(preferred has more f) from the counts; None where undefined."""
+    decided = concordant + discordant
+    total = decided + ties
+    tau = (concordant - discordant) / decided if decided else None
+    return {
+        "tau": tau,
+        "tau_a": (concordant - discordant) / total if total else None,
+        "relevance": decided / total if total else None,
+        "p_preferred_more": (1 + tau) / 2 if tau is not None else None,
+    }
+
+
+# --- bootstrap -----------------------------------------------------------------------------------
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX_2 = np.uint64(0x94D049BB133111EB)
+# CDF of Poisson(1) at k = 0..19; P(K > 19) < 1e-18, below the resolution of a 53-bit uniform.
+_POISSON1_CDF = np.cumsum([math.exp(-1) / math.factorial(k) for k in range(20)])
+
+
+def hash64(ids: Sequence[str]) -> np.ndarray:
+    """A well-mixed uint64 per id string (blake2b), identical on every machine and Python version."""
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") for i in ids),
+        dtype=np.uint64, count=len(ids),
+    )
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    z = z ^ (z >> np.uint64(30))
+    z = z * _MIX_1
+    z = z ^ (z >> np.uint64(27))
+    z = z * _MIX_2
+    return z ^ (z >> np.uint64(31))
+
+
+def poisson_weights(hashes: np.ndarray, n_replicates: int, seed: int = 0) -> np.ndarray:
+    """Poisson(1) bootstrap weights, shape (len(hashes), n_replicates), as a pure function of the inputs.
+
+    Weight (i, b) depends only on hashes[i], b and seed, so a pair gets the same weight in every
+    shard layout: partial weighted counts from any sharding add up to the same totals.
+    """
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    replicate = np.arange(1, n_replicates + 1, dtype=np.uint64) + np.uint64(seed) * np.uint64(1 << 32)
+    with np.errstate(over="ignore"):
+        z = _splitmix64(hashes[:, None] ^ _splitmix64(replicate * _GOLDEN)[None, :])
+    uniform = (z >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    return np.searchsorted(_POISSON1_CDF, uniform, side="right").astype(np.uint8)
+
+
+def weighted_counts(weights: np.ndarray, indicators: np.ndarray) -> np.ndarray:
+    """Per replicate, the weighted count of each indicator column: (n, B) x (n, K) -> (B, K) int64."""
+    if weights.shape[0] == 0:
+        return np.zeros((weights.shape[1], indicators.shape[1]), dtype=np.int64)
+    # Float64 matmul uses BLAS and is exact here: every partial sum is an integer far below 2**53.
+    product = weights.T.astype(np.float64) @ indicators.astype(np.float64)
+    return np.rint(product).astype(np.int64)
+
+
+def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval, ignoring undefined (NaN) replicates; None when none is defined."""
+    samples = np.asarray(samples, dtype=np.float64)
+    samples = samples[~np.isnan(samples)]
+    if samples.size == 0:
+        return None, None
+    alpha = (1 - level) / 2
+    low, high = np.quantile(samples, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+# --- alignment between two tau vectors -------------------------------------------------------------
+
+
+def rankdata_average(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties given their average rank (as scipy.stats.rankdata(method='average'))."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    ranks = np.empty(len(values), dtype=np.float64)
+    start = 0
+    n = len(values)
+    while start < n:
+        end = start
+        while end + 1 < n and sorted_values[end + 1] == sorted_values[start]:
+            end += 1
+        ranks[order[start:end + 1]] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau_b (tie-corrected); NaN when either vector is constant or shorter than 2."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) < 2:
+        return math.nan
+    i, j = np.triu_indices(len(x), k=1)
+    dx = np.sign(x[i] - x[j])
+    dy = np.sign(y[i] - y[j])
+    n_x = np.count_nonzero(dx)
+    n_y = np.count_nonzero(dy)
+    if n_x == 0 or n_y == 0:
+        return math.nan
+    return float(np.sum(dx * dy) / math.sqrt(n_x * n_y))
+
+
+def spearman_rho(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson correlation of average ranks; NaN when either vector is constant."""
+    if len(x) < 2:
+        return math.nan
+    rx = rankdata_average(x)
+    ry = rankdata_average(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denominator = math.sqrt(float(np.sum(rx * rx)) * float(np.sum(ry * ry)))
+    if denominator == 0:
+        return math.nan
+    return float(np.sum(rx * ry) / denominator)
+
+
+def sign_agreement(x: np.ndarray, y: np.ndarray) -> float:
+    """Share of factors whose influence has the same sign (-, 0, +) in both sources."""
+    if len(x) == 0:
+        return math.nan
+    return float(np.mean(np.sign(x) == np.sign(y)))
+
+
+def top_k_overlap(x: np.ndarray, y: np.ndarray, k: int = 3) -> float:
+    """|top-k(x) & top-k(y)| / k by |tau|; ties at the cut broken by position, so the result is stable."""
+    k = min(k, len(x))
+    if k == 0:
+        return math.nan
+    top_x = set(np.lexsort((np.arange(len(x)), -np.abs(x)))[:k].tolist())
+    top_y = set(np.lexsort((np.arange(len(y)), -np.abs(y)))[:k].tolist())
+    return len(top_x & top_y) / k
+
+
+def mean_abs_diff(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) == 0:
+        return math.nan
+    return float(np.mean(np.abs(np.asarray(x) - np.asarray(y))))
+
+
+def alignment_metrics(x: np.ndarray, y: np.ndarray, k: int = 3) -> dict[str, float]:
+    """Every alignment metric over the factors where both tau values are defined."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    defined = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[defined], y[defined]
+    return {
+        "kendall_tau_b": kendall_tau_b(x, y),
+        "spearman_rho": spearman_rho(x, y),
+        "sign_agreement": sign_agreement(x, y),
+        "top_k_overlap": top_k_overlap(x, y, k),
+        "mean_abs_diff": mean_abs_diff(x, y),
+    }
