@@ -20,13 +20,24 @@ class ReportSummary:
         return [f"report: {self.markdown}", f"results: {self.json}"]
 
 
+MIN_DECIDED_PAIRS = 20  # below this a bootstrap interval is too coarse to call a finding
+
+
+def _conservative_effect(row: dict[str, Any]) -> float:
+    """The interval bound nearest zero: how strong the effect is at least, not at best."""
+    if row["ci_low"] is None:
+        return abs(row["tau"])
+    return row["ci_low"] if row["tau"] > 0 else -row["ci_high"]
+
+
 def strongest_findings(results: dict[str, Any], n: int = 3) -> list[str]:
-    """The n largest |tau| whose interval excludes zero, each said in one plain sentence."""
+    """The n effects with the largest conservative size whose interval excludes zero, one sentence each."""
     rows = [
         r for r in results["influence"]
-        if r["tau"] is not None and (r["ci_low"] is None or r["ci_low"] > 0 or r["ci_high"] < 0)
+        if r["tau"] is not None and r["n_concordant"] + r["n_discordant"] >= MIN_DECIDED_PAIRS
+        and (r["ci_low"] is None or r["ci_low"] > 0 or r["ci_high"] < 0)
     ]
-    rows.sort(key=lambda r: (-abs(r["tau"]), r["task"], r["labeler"], r["factor"]))
+    rows.sort(key=lambda r: (-_conservative_effect(r), r["task"], r["labeler"], r["factor"]))
     sentences = []
     for r in rows[:n]:
         direction = "more" if r["tau"] > 0 else "less"

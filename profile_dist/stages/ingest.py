@@ -113,7 +113,10 @@ def ingest(
     address: str | None = None,
     progress: bool | None = None,
 ) -> IngestSummary:
-    get_source(format_name)  # fail fast on an unknown format, before starting Ray
+    try:
+        get_source(format_name)  # fail fast on an unknown format, before starting Ray
+    except KeyError as exc:
+        raise ConfigError(str(exc.args[0])) from None
     if not inputs:
         raise ConfigError("ingest needs at least one --input file")
     if len(set(inputs)) != len(inputs):
