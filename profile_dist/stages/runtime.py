@@ -40,12 +40,15 @@ def run_tasks(
     The first failure cancels what is still pending and is re-raised as the user's error.
     """
     if progress is None:
-        progress = sys.stderr.isatty() or bool(os.environ.get("PROFILE_DIST_PROGRESS"))
+        progress = os.environ.get("PROFILE_DIST_PROGRESS", "1") != "0"
+    # In a terminal the bar redraws in place; in job logs (ray job submit) a line every 30 s is enough.
+    interactive = sys.stderr.isatty()
     refs = [remote_fn.remote(*args) for args in calls]
     index = {ref: i for i, ref in enumerate(refs)}
     results: list[Any] = [None] * len(refs)
     pending = list(refs)
-    with tqdm(total=len(refs), desc=desc, unit="shard", disable=not progress, file=sys.stderr) as bar:
+    with tqdm(total=len(refs), desc=desc, unit="shard", disable=not progress, file=sys.stderr,
+              mininterval=0.1 if interactive else 30.0, ascii=not interactive) as bar:
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:
