@@ -156,3 +156,43 @@ REPLICATES = pa.schema(
         pa.field("n_discordant", pa.int64(), nullable=False),
     ]
 )
+
+# --- appended by the reduce-at-scale work: adjusted effects and the generation-evaluation gap ------
+
+ADJUSTED = pa.schema(
+    [
+        pa.field("labeler", pa.string(), nullable=False),
+        pa.field("setting", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("factor", pa.string(), nullable=False),
+        pa.field("tau", pa.float64(), nullable=True),  # the plain tau, repeated for side-by-side reading
+        pa.field("tau_ci_low", pa.float64(), nullable=True),
+        pa.field("tau_ci_high", pa.float64(), nullable=True),
+        # tau over the pairs whose two responses have matched lengths (length held fixed)
+        pa.field("length_controlled_tau", pa.float64(), nullable=True),
+        pa.field("length_controlled_tau_ci_low", pa.float64(), nullable=True),
+        pa.field("length_controlled_tau_ci_high", pa.float64(), nullable=True),
+        pa.field("n_length_matched_decided", pa.int64(), nullable=False),  # C + D among length-matched pairs
+        # penalised logistic Bradley-Terry coefficient on standardised differences (all factors jointly)
+        pa.field("bt_coef", pa.float64(), nullable=True),
+        pa.field("bt_coef_ci_low", pa.float64(), nullable=True),
+        pa.field("bt_coef_ci_high", pa.float64(), nullable=True),
+        pa.field("n_bt_pairs", pa.int64(), nullable=False),  # complete pairs in the (bottom-k hash) sample
+        # "": consistent; else why the adjusted and the plain effect disagree (e.g. sign flips)
+        pa.field("disagreement", pa.string(), nullable=False),
+    ]
+)
+
+GAP = pa.schema(
+    [
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("reference", pa.string(), nullable=False),  # the human source, "labeler/setting"
+        pa.field("model", pa.string(), nullable=False),  # the labeler judged in both settings
+        pa.field("metric", pa.string(), nullable=False),  # one of ALIGNMENT_METRICS
+        pa.field("evaluation", pa.float64(), nullable=True),  # alignment(reference, model/evaluation)
+        pa.field("generation", pa.float64(), nullable=True),  # alignment(reference, model/generation)
+        pa.field("gap", pa.float64(), nullable=True),  # evaluation - generation
+        pa.field("ci_low", pa.float64(), nullable=True),
+        pa.field("ci_high", pa.float64(), nullable=True),
+    ]
+)
