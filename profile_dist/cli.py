@@ -75,13 +75,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_factors(args: argparse.Namespace) -> int:
     from profile_dist.factors import all_factors
-    from profile_dist.tasks import get_task
+    from profile_dist.tasks import all_tasks, get_task
 
-    for factor in all_factors():
-        if args.task and not (factor.applies_to(args.task) and factor.name in get_task(args.task).default_factors + ("novel_words", "list_items", "headers", "bold", "code_blocks")):
-            continue
-        tasks = "all tasks" if factor.tasks is None else ", ".join(sorted(factor.tasks))
-        print(f"{factor.name:22s} {factor.kind:13s} v{factor.version:6s} {tasks:20s} {factor.description}")
+    factors = all_factors()
+    if args.task:
+        # A task's default factors, then the rule factors every task can add at no cost.
+        wanted = list(get_task(args.task).default_factors)
+        wanted += [f.name for f in factors if f.kind == "rule" and f.name not in wanted]
+        by_name = {f.name: f for f in factors}
+        factors = [by_name[name] for name in wanted if name in by_name]
+        missing = [name for name in wanted if name not in by_name]
+    else:
+        missing = []
+    defaults = {f.name: [t.name for t in all_tasks() if f.name in t.default_factors] for f in factors}
+    print(f"{'factor':22s} {'kind':13s} {'version':8s} {'default in tasks':32s} description")
+    for factor in factors:
+        tasks = ", ".join(defaults[factor.name]) or "-"
+        print(f"{factor.name:22s} {factor.kind:13s} {factor.version:8s} {tasks:32s} {factor.description}")
+    for name in missing:
+        print(f"{name:22s} (a default of task {args.task!r}, not registered in this version)")
     return 0
 
 
