@@ -66,11 +66,64 @@ def hash64(ids: Sequence[str]) -> np.ndarray:
 
 
 def _splitmix64(z: np.ndarray) -> np.ndarray:
-    z = z ^ (z >> np.uint64(30))
-    z = z * _MIX_1
-    z = z ^ (z >> np.uint64(27))
-    z = z * _MIX_2
-    return z ^ (z >> np.uint64(31))
+    with np.errstate(over="ignore"):
+        z = z ^ (z >> np.uint64(30))
+        z = z * _MIX_1
+        z = z ^ (z >> np.uint64(27))
+        z = z * _MIX_2
+        return z ^ (z >> np.uint64(31))
+
+
+splitmix64 = _splitmix64  # public name: a bijective 64-bit mixer (Steele et al., SplitMix64 finaliser)
+
+_HEX_VALUE = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789abcdef"):
+    _HEX_VALUE[_c] = _i
+_HEX_ID_CHARS = 32
+_LOW_HALF_KEY = np.uint64(0xD6E8FEB86659FD93)
+
+
+def id_hashes(ids) -> np.ndarray:
+    """A well-mixed uint64 per id string, vectorised for the project's 32-hex-digit content ids.
+
+    A 32-hex-digit id (``ids.content_id``, or any 128-bit hex id) is decoded into two uint64 halves
+    and mixed with SplitMix64: O(1) numpy passes, ~20 ns per id. Any other string falls back to
+    ``hash64`` (blake2b). The choice is made per string, so an id always gets the same hash whatever
+    batch it arrives in, on every machine.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks() if array.num_chunks else pa.array([], pa.string())
+    array = array.cast(pa.large_string())
+    n = len(array)
+    out = np.empty(n, dtype=np.uint64)
+    if n == 0:
+        return out
+    if array.null_count:
+        raise ValueError(f"id_hashes: {array.null_count} null id(s)")
+    lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + n + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] is not None else np.empty(0, np.uint8)
+    fast = np.flatnonzero(lengths == _HEX_ID_CHARS)
+    if fast.size:
+        if fast.size == n and offsets[-1] - offsets[0] == n * _HEX_ID_CHARS:  # the usual case: one block
+            chars = data[offsets[0]:offsets[-1]].reshape(n, _HEX_ID_CHARS)
+        else:
+            chars = data[offsets[fast][:, None] + np.arange(_HEX_ID_CHARS)[None, :]]
+        nibbles = _HEX_VALUE[chars]
+        valid = (nibbles != 255).all(axis=1)
+        halves = ((nibbles[:, 0::2] << 4) | nibbles[:, 1::2]).view(">u8").astype(np.uint64)
+        out[fast] = _splitmix64(halves[:, 0] ^ _splitmix64(halves[:, 1] ^ _LOW_HALF_KEY))
+        fast = fast[valid]
+    slow = np.ones(n, dtype=bool)
+    slow[fast] = False
+    if slow.any():
+        rest = np.flatnonzero(slow)
+        out[rest] = hash64(array.take(pa.array(rest)).to_pylist())
+    return out
 
 
 def poisson_weights(hashes: np.ndarray, n_replicates: int, seed: int = 0) -> np.ndarray:

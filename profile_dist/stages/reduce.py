@@ -1,49 +1,52 @@
-"""Reduce: pairs + annotations -> factor influence (tau with bootstrap CIs) and alignment.
+"""Reduce: pairs + annotations -> factor influence, adjusted effects, alignment and gaps, with CIs.
 
-Map: each pairs shard becomes additive partial counts per (labeler, setting, task, factor):
-C, D, T and, per bootstrap replicate, the Poisson-weighted C and D. Weights are a pure function of
-(pair_id, replicate), so the merged integers, and everything computed from them, are bit-identical
-however the corpus is sharded and in whatever order the shards finish.
+Map: each shard reader yields a ``DiffBatch`` (pre-joined, oriented factor differences); a Ray task
+turns it into a ``partials.Partial`` of fixed size (see partials.py for the bucketed Poisson
+bootstrap). The driver merges partials as they arrive, with a bounded number of tasks in flight, so
+memory is bounded by a few shards, never the corpus. The same code runs on a laptop's local Ray and
+on a cluster (``address``/RAY_ADDRESS): tasks only take a reader and the config.
+
+Every number written is a function of the merged integers (and the bottom-k sample), so results are
+bit-identical however the corpus is sharded and in whatever order the shards finish.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Iterable, Protocol
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as pads
 import ray
+from tqdm import tqdm
 
-from profile_dist import schema, stats, storage
+from profile_dist import adjusted, schema, stats, storage
 from profile_dist.errors import ConfigError
-from profile_dist.stages.runtime import ensure_ray, run_tasks
+from profile_dist.partials import DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_taus, replicate_weights
+from profile_dist.stages.runtime import ensure_ray, unwrap
 
-GroupKey = tuple[str, str, str]  # labeler, setting, task
-CHUNK_ROWS = 16_384  # bounds the (rows x replicates) weight matrix to ~3 MiB at 200 replicates
+DEFAULT_LENGTH_FACTOR = "length"
+DEFAULT_LENGTH_TOLERANCE = 0.10  # responses within 10% of each other's length count as length-matched
 
 
-@dataclass
-class Partial:
-    """Additive sufficient statistics of one or more shards."""
+# --- shard readers: anything that yields a DiffBatch -------------------------------------------------
 
-    n_bootstrap: int
-    # (labeler, setting, task, factor) -> int64[3 + 2B]: C, D, T, then C_1..C_B, D_1..D_B
-    counts: dict[tuple[str, str, str, str], np.ndarray] = field(default_factory=dict)
-    # (labeler, setting, task, factor or "", reason) -> count
-    skipped: Counter = field(default_factory=Counter)
 
-    def add(self, other: "Partial") -> "Partial":
-        for key, values in other.counts.items():
-            if key in self.counts:
-                self.counts[key] = self.counts[key] + values
-            else:
-                self.counts[key] = values.copy()
-        self.skipped.update(other.skipped)
-        return self
+class ShardReader(Protocol):
+    """A picklable description of one shard; ``read`` runs inside the Ray task."""
+
+    name: str
+
+    def read(self, factors: tuple[str, ...]) -> DiffBatch: ...
+
+
+BOOTSTRAP_UNITS = {"pair": "pair_id", "prompt": "prompt_id"}  # unit -> the pairs column it hashes
 
 
 def _annotation_dataset(files: list[str]) -> pads.Dataset:
@@ -58,144 +61,304 @@ def _factor_values(annotation_files: list[str], response_ids: pa.Array, factors:
         filter=pads.field("response_id").isin(response_ids) & pads.field("factor").isin(pa.array(factors, pa.string())),
     )
     long = pl.from_arrow(table).unique(subset=["response_id", "factor"], keep="first", maintain_order=True)
-    wide = long.pivot(on="factor", index="response_id", values="value")
+    wide = long.pivot(on="factor", index="response_id", values="value") if long.height else pl.DataFrame({"response_id": []}, schema={"response_id": pl.String})
     for name in factors:
         if name not in wide.columns:
             wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
     return wide.select("response_id", *factors)
 
 
-def group_partial(
-    pair_ids: list[str], preferred: np.ndarray, other: np.ndarray, n_bootstrap: int, seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Counts for one (labeler, setting, task) group.
-
-    ``preferred``/``other`` are (n_pairs, n_factors) float arrays, NaN where a value is missing.
-    Returns (int64[n_factors, 3 + 2B] counts, int64[n_factors] missing).
-    """
-    n_factors = preferred.shape[1]
-    diff = preferred - other
-    known = ~np.isnan(diff)
-    concordant = known & (diff > 0)
-    discordant = known & (diff < 0)
-    out = np.zeros((n_factors, 3 + 2 * n_bootstrap), dtype=np.int64)
-    out[:, 0] = concordant.sum(axis=0)
-    out[:, 1] = discordant.sum(axis=0)
-    out[:, 2] = (known & (diff == 0)).sum(axis=0)
-    if n_bootstrap:
-        hashes = stats.hash64(pair_ids)
-        indicators = np.concatenate([concordant, discordant], axis=1)
-        for start in range(0, len(pair_ids), CHUNK_ROWS):
-            weights = stats.poisson_weights(hashes[start:start + CHUNK_ROWS], n_bootstrap, seed)
-            boot = stats.weighted_counts(weights, indicators[start:start + CHUNK_ROWS])  # (B, 2F)
-            out[:, 3:3 + n_bootstrap] += boot[:, :n_factors].T
-            out[:, 3 + n_bootstrap:] += boot[:, n_factors:].T
-    return out, (~known).sum(axis=0)
+def group_codes(frame: pl.DataFrame) -> tuple[list[GroupKey], np.ndarray]:
+    """Distinct (labeler, setting, task) in first-seen order, and each row's index into them."""
+    keyed = frame.select("labeler", "setting", "task").with_row_index("_row")
+    groups: list[GroupKey] = []
+    index = np.empty(frame.height, dtype=np.int32)
+    for key, rows in keyed.group_by(["labeler", "setting", "task"], maintain_order=True):
+        index[rows["_row"].to_numpy()] = len(groups)
+        groups.append(tuple(key))
+    return groups, index
 
 
-def reduce_shard(pairs_shard: str, annotation_files: list[str], factors: list[str], n_bootstrap: int, seed: int) -> Partial:
-    pairs = pl.from_arrow(storage.read_parquet(pairs_shard, schema.PAIRS))
-    partial = Partial(n_bootstrap)
-    bad_labels = pairs.filter(~pl.col("label").is_in(list(schema.LABELS)))
-    if bad_labels.height:
-        row = bad_labels.row(0, named=True)
-        raise ConfigError(f"{pairs_shard}: pair {row['pair_id']} has label {row['label']!r}; expected one of {', '.join(schema.LABELS)}")
-    for labeler, setting, task, n in pairs.filter(pl.col("label") == "tie").group_by(["labeler", "setting", "task"]).len().iter_rows():
-        partial.skipped[(labeler, setting, task, "", "tie label (no preference)")] += n
-    decided = pairs.filter(pl.col("label") != "tie")
-    if decided.height == 0:
-        return partial
-    response_ids = pl.concat([decided["response_a_id"], decided["response_b_id"]]).unique().to_arrow()
-    values = _factor_values(annotation_files, response_ids, factors)
-    joined = (
-        decided.join(values.rename({f: f"a__{f}" for f in factors}), left_on="response_a_id", right_on="response_id", how="left")
-        .join(values.rename({f: f"b__{f}" for f in factors}), left_on="response_b_id", right_on="response_id", how="left")
-    )
-    for (labeler, setting, task), group in joined.group_by(["labeler", "setting", "task"], maintain_order=True):
-        a_pref = (group["label"] == "a").to_numpy()[:, None]
-        a_vals = group.select(f"a__{f}" for f in factors).to_numpy().astype(np.float64)
-        b_vals = group.select(f"b__{f}" for f in factors).to_numpy().astype(np.float64)
-        preferred = np.where(a_pref, a_vals, b_vals)
-        other = np.where(a_pref, b_vals, a_vals)
-        counts, missing = group_partial(group["pair_id"].to_list(), preferred, other, n_bootstrap, seed)
-        for i, factor in enumerate(factors):
-            partial.counts[(labeler, setting, task, factor)] = counts[i]
-            if missing[i]:
-                partial.skipped[(labeler, setting, task, factor, "factor value missing or failed for a response")] += int(missing[i])
-    return partial
+@dataclass(frozen=True)
+class PairsShardReader:
+    """A canonical pairs shard joined with its responses' annotations (the pipeline's reader)."""
+
+    name: str  # the pairs shard path
+    annotation_files: tuple[str, ...]
+    bootstrap_unit: str = "pair"
+    length_factor: str = DEFAULT_LENGTH_FACTOR
+    length_tolerance: float = DEFAULT_LENGTH_TOLERANCE
+
+    def read(self, factors: tuple[str, ...]) -> DiffBatch:
+        pairs = pl.from_arrow(storage.read_parquet(self.name, schema.PAIRS))
+        bad_labels = pairs.filter(~pl.col("label").is_in(list(schema.LABELS)))
+        if bad_labels.height:
+            row = bad_labels.row(0, named=True)
+            raise ConfigError(
+                f"{self.name}: row {row['source_row']} of {row['source_file']} (pair {row['pair_id']}), field 'label': "
+                f"{row['label']!r}; expected one of {', '.join(schema.LABELS)}"
+            )
+        skipped: Counter = Counter()
+        for labeler, setting, task, n in pairs.filter(pl.col("label") == "tie").group_by(["labeler", "setting", "task"]).len().iter_rows():
+            skipped[(labeler, setting, task, "", "tie label (no preference)")] += n
+        decided = pairs.filter(pl.col("label") != "tie")
+        wanted = list(dict.fromkeys([*factors, self.length_factor]))
+        response_ids = pl.concat([decided["response_a_id"], decided["response_b_id"]]).unique().to_arrow()
+        values = _factor_values(list(self.annotation_files), response_ids, wanted) if decided.height else None
+        n, n_factors = decided.height, len(factors)
+        if values is None:
+            a_vals = b_vals = np.empty((0, len(wanted)))
+        else:
+            joined = (
+                decided.select("response_a_id", "response_b_id")
+                .join(values.rename({f: f"a__{f}" for f in wanted}), left_on="response_a_id", right_on="response_id", how="left", maintain_order="left")
+                .join(values.rename({f: f"b__{f}" for f in wanted}), left_on="response_b_id", right_on="response_id", how="left", maintain_order="left")
+            )
+            a_vals = joined.select(f"a__{f}" for f in wanted).to_numpy().astype(np.float64)
+            b_vals = joined.select(f"b__{f}" for f in wanted).to_numpy().astype(np.float64)
+        a_pref = (decided["label"] == "a").to_numpy()[:, None]
+        diffs = np.where(a_pref, a_vals - b_vals, b_vals - a_vals)[:, :n_factors]
+        length_a, length_b = a_vals[:, -1], b_vals[:, -1]
+        with np.errstate(invalid="ignore"):
+            matched = np.abs(length_a - length_b) <= self.length_tolerance * np.maximum(length_a, length_b)
+        groups, index = group_codes(decided)
+        unit_column = BOOTSTRAP_UNITS[self.bootstrap_unit]
+        pair_hash = stats.id_hashes(decided["pair_id"].to_arrow())
+        unit_hash = pair_hash if unit_column == "pair_id" else stats.id_hashes(decided[unit_column].to_arrow())
+        assert diffs.shape == (n, n_factors)
+        return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched & ~np.isnan(length_a - length_b), skipped)
+
+
+def reduce_shard(reader: ShardReader, config: ReduceConfig) -> Partial:
+    return map_batch(reader.read(config.factors), config)
 
 
 _reduce_shard_remote = ray.remote(reduce_shard)
 
 
-# --- from merged counts to result tables ------------------------------------------------------------
+def map_reduce(
+    readers: Iterable[ShardReader], config: ReduceConfig, *, progress: bool | None = None, max_in_flight: int | None = None,
+    total: int | None = None,
+) -> Partial:
+    """Run ``reduce_shard`` on Ray for every reader and merge the partials as they complete.
+
+    At most ``max_in_flight`` tasks are pending (default: twice the cluster's CPUs), so a corpus of any
+    number of shards holds at most that many partials in the object store and one merged in the driver.
+    """
+    if progress is None:
+        progress = sys.stderr.isatty() or bool(os.environ.get("PROFILE_DIST_PROGRESS"))
+    if max_in_flight is None:
+        max_in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+    config_ref = ray.put(config)
+    merged = Partial(config)
+    pending: list = []
+    readers = iter(readers)
+    exhausted = False
+    with tqdm(total=total, desc="reduce", unit="shard", disable=not progress, file=sys.stderr) as bar:
+        while pending or not exhausted:
+            while not exhausted and len(pending) < max_in_flight:
+                reader = next(readers, None)
+                if reader is None:
+                    exhausted = True
+                else:
+                    pending.append(_reduce_shard_remote.remote(reader, config_ref))
+            if not pending:
+                break
+            done, pending = ray.wait(pending, num_returns=1)
+            try:
+                partial = ray.get(done[0])
+            except Exception as exc:
+                for other in pending:
+                    ray.cancel(other)
+                raise unwrap(exc) from None
+            merged.add(partial)
+            bar.update(1)
+    return merged
 
 
-def influence_table(merged: Partial, level: float) -> pa.Table:
+# --- from the merged partial to result tables ---------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """Point estimates and per-replicate taus of every group, computed once from the merged partial."""
+
+    merged: Partial
+    level: float
+    tau: dict[GroupKey, np.ndarray]  # [F]
+    replicate_tau: dict[GroupKey, np.ndarray]  # [B, F]
+    matched_tau: dict[GroupKey, np.ndarray]
+    replicate_matched_tau: dict[GroupKey, np.ndarray]
+
+    @classmethod
+    def from_partial(cls, merged: Partial, level: float) -> "Results":
+        weights = replicate_weights(merged.config) if merged.config.n_bootstrap else None
+        tau, reps, matched, reps_matched = {}, {}, {}, {}
+        for key, group in sorted(merged.groups.items()):
+            tau[key] = stats.tau_from_counts(group.concordant, group.discordant)
+            matched[key] = stats.tau_from_counts(group.totals[:, 5], group.totals[:, 6])
+            if weights is not None:
+                reps[key], reps_matched[key] = replicate_taus(group, weights)
+            else:
+                empty = np.empty((0, len(merged.config.factors)))
+                reps[key], reps_matched[key] = empty, empty
+        return cls(merged, level, tau, reps, matched, reps_matched)
+
+    @property
+    def factors(self) -> tuple[str, ...]:
+        return self.merged.config.factors
+
+    def interval(self, samples: np.ndarray) -> tuple[float | None, float | None]:
+        return stats.percentile_interval(samples, self.level) if len(samples) else (None, None)
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def influence_table(results: Results) -> pa.Table:
     rows = []
-    b = merged.n_bootstrap
-    for (labeler, setting, task, factor), values in sorted(merged.counts.items()):
-        c, d, t = (int(v) for v in values[:3])
-        summary = stats.influence_summary(c, d, t)
-        low, high = stats.percentile_interval(stats.tau_from_counts(values[3:3 + b], values[3 + b:]), level) if b else (None, None)
-        rows.append({
-            "labeler": labeler, "setting": setting, "task": task, "factor": factor,
-            "n_pairs": c + d + t, "n_concordant": c, "n_discordant": d, "n_ties": t,
-            **summary, "ci_low": low, "ci_high": high, "n_bootstrap": b,
-        })
+    b = results.merged.config.n_bootstrap
+    for key, group in sorted(results.merged.groups.items()):
+        for f, factor in enumerate(results.factors):
+            c, d, t = int(group.concordant[f]), int(group.discordant[f]), int(group.ties[f])
+            low, high = results.interval(results.replicate_tau[key][:, f])
+            rows.append({
+                "labeler": key[0], "setting": key[1], "task": key[2], "factor": factor,
+                "n_pairs": c + d + t, "n_concordant": c, "n_discordant": d, "n_ties": t,
+                **stats.influence_summary(c, d, t), "ci_low": low, "ci_high": high, "n_bootstrap": b,
+            })
     return pa.Table.from_pylist(rows, schema=schema.INFLUENCE)
 
 
-def replicates_table(merged: Partial) -> pa.Table:
+def replicates_table(results: Results) -> pa.Table:
     """Bootstrap replicate counts, kept so later comparisons (drift, gaps) reuse the same draws."""
-    b = merged.n_bootstrap
-    columns: dict[str, list] = {k: [] for k in ("labeler", "setting", "task", "factor", "replicate", "n_concordant", "n_discordant")}
-    for (labeler, setting, task, factor), values in sorted(merged.counts.items()):
-        columns["labeler"] += [labeler] * b
-        columns["setting"] += [setting] * b
-        columns["task"] += [task] * b
-        columns["factor"] += [factor] * b
-        columns["replicate"] += list(range(b))
-        columns["n_concordant"] += values[3:3 + b].tolist()
-        columns["n_discordant"] += values[3 + b:].tolist()
-    return pa.Table.from_pydict(columns, schema=schema.REPLICATES)
+    merged = results.merged
+    b = merged.config.n_bootstrap
+    if not b:
+        return schema.REPLICATES.empty_table()
+    weights = replicate_weights(merged.config)
+    from profile_dist.partials import replicate_counts
+
+    parts = []
+    for key, group in sorted(merged.groups.items()):
+        counts = replicate_counts(group, weights)  # (B, F, 4)
+        for f, factor in enumerate(results.factors):
+            parts.append(pa.table({
+                "labeler": [key[0]] * b, "setting": [key[1]] * b, "task": [key[2]] * b, "factor": [factor] * b,
+                "replicate": np.arange(b, dtype=np.int64),
+                "n_concordant": counts[:, f, 0] + counts[:, f, 2], "n_discordant": counts[:, f, 1] + counts[:, f, 3],
+            }, schema=schema.REPLICATES))
+    return pa.concat_tables(parts) if parts else schema.REPLICATES.empty_table()
 
 
 def source_name(labeler: str, setting: str) -> str:
     return f"{labeler}/{setting}"
 
 
-def alignment_table(merged: Partial, level: float, top_k: int = 3) -> pa.Table:
-    b = merged.n_bootstrap
-    by_task: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-    for (labeler, setting, task, factor), values in merged.counts.items():
-        by_task.setdefault(task, {}).setdefault(source_name(labeler, setting), {})[factor] = values
+def _task_sources(results: Results) -> dict[str, dict[tuple[str, str], GroupKey]]:
+    by_task: dict[str, dict[tuple[str, str], GroupKey]] = {}
+    for key in results.tau:
+        by_task.setdefault(key[2], {})[(key[0], key[1])] = key
+    return by_task
+
+
+def _alignment_samples(results: Results, x: GroupKey, y: GroupKey, top_k: int) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
+    """Point metrics, per-replicate metrics (from the same replicate draws) and the defined-factor count."""
+    tx, ty = results.tau[x], results.tau[y]
+    point = stats.alignment_metrics(tx, ty, top_k)
+    n_defined = int(np.sum(~(np.isnan(tx) | np.isnan(ty))))
+    rx, ry = results.replicate_tau[x], results.replicate_tau[y]
+    samples = {m: np.empty(len(rx)) for m in schema.ALIGNMENT_METRICS}
+    for r in range(len(rx)):
+        for metric, value in stats.alignment_metrics(rx[r], ry[r], top_k).items():
+            samples[metric][r] = value
+    return point, samples, n_defined
+
+
+def alignment_table(results: Results, top_k: int = 3) -> pa.Table:
     rows = []
-    for task in sorted(by_task):
-        sources = by_task[task]
-        for x, y in itertools.combinations(sorted(sources), 2):
-            shared = sorted(set(sources[x]) & set(sources[y]))
-            if len(shared) < 2:
+    for task, sources in sorted(_task_sources(results).items()):
+        for sx, sy in itertools.combinations(sorted(sources), 2):
+            point, samples, n_defined = _alignment_samples(results, sources[sx], sources[sy], top_k)
+            if n_defined < 2:
                 continue
-            cx = np.stack([sources[x][f] for f in shared])  # (F, 3 + 2B)
-            cy = np.stack([sources[y][f] for f in shared])
-            tx, ty = stats.tau_from_counts(cx[:, 0], cx[:, 1]), stats.tau_from_counts(cy[:, 0], cy[:, 1])
-            point = stats.alignment_metrics(tx, ty, top_k)
-            n_defined = int(np.sum(~(np.isnan(tx) | np.isnan(ty))))
-            replicate_metrics: dict[str, list[float]] = {m: [] for m in schema.ALIGNMENT_METRICS}
-            for r in range(b):
-                bx = stats.tau_from_counts(cx[:, 3 + r], cx[:, 3 + b + r])
-                by = stats.tau_from_counts(cy[:, 3 + r], cy[:, 3 + b + r])
-                for metric, value in stats.alignment_metrics(bx, by, top_k).items():
-                    replicate_metrics[metric].append(value)
             for metric in schema.ALIGNMENT_METRICS:
-                low, high = stats.percentile_interval(np.array(replicate_metrics[metric]), level) if b else (None, None)
-                value = point[metric]
+                low, high = results.interval(samples[metric])
                 rows.append({
-                    "task": task, "source_x": x, "source_y": y, "n_factors": n_defined, "metric": metric,
-                    "value": None if np.isnan(value) else value, "ci_low": low, "ci_high": high,
+                    "task": task, "source_x": source_name(*sx), "source_y": source_name(*sy), "n_factors": n_defined,
+                    "metric": metric, "value": _none_if_nan(point[metric]), "ci_low": low, "ci_high": high,
                 })
     return pa.Table.from_pylist(rows, schema=schema.ALIGNMENT)
+
+
+def gap_table(results: Results, top_k: int = 3) -> pa.Table:
+    """alignment(human, M/evaluation) - alignment(human, M/generation), replicate by replicate."""
+    rows = []
+    for task, sources in sorted(_task_sources(results).items()):
+        humans = sorted(s for s in sources if s[1] == "human")
+        models = sorted({s[0] for s in sources if (s[0], "evaluation") in sources and (s[0], "generation") in sources})
+        for human, model in itertools.product(humans, models):
+            ev, ev_samples, n_ev = _alignment_samples(results, sources[human], sources[(model, "evaluation")], top_k)
+            gen, gen_samples, n_gen = _alignment_samples(results, sources[human], sources[(model, "generation")], top_k)
+            if min(n_ev, n_gen) < 2:
+                continue
+            for metric in schema.ALIGNMENT_METRICS:
+                low, high = results.interval(ev_samples[metric] - gen_samples[metric])
+                rows.append({
+                    "task": task, "reference": source_name(*human), "model": model, "metric": metric,
+                    "evaluation": _none_if_nan(ev[metric]), "generation": _none_if_nan(gen[metric]),
+                    "gap": _none_if_nan(ev[metric] - gen[metric]), "ci_low": low, "ci_high": high,
+                })
+    return pa.Table.from_pylist(rows, schema=schema.GAP)
+
+
+def disagreement(tau: tuple[float | None, float | None, float | None], adjusted_effect: tuple[float | None, float | None, float | None], label: str) -> str:
+    """Why an adjusted effect and the plain tau tell different stories, or "" if they do not."""
+    def direction(value, low, high):
+        if value is None:
+            return None
+        if low is not None and low <= 0 <= high:
+            return 0
+        return 1 if value > 0 else -1
+
+    plain, adj = direction(*tau), direction(*adjusted_effect)
+    if plain is None or adj is None or plain == adj:
+        return ""
+    if plain != 0 and adj != 0:
+        return f"sign flips once other factors are held fixed ({label})"
+    if adj == 0:
+        return f"plain effect vanishes once other factors are held fixed ({label})"
+    return f"effect appears only once other factors are held fixed ({label})"
+
+
+def adjusted_table(results: Results, *, penalty: float, length_factor: str = DEFAULT_LENGTH_FACTOR) -> pa.Table:
+    rows = []
+    factors = list(results.factors)
+    for key, group in sorted(results.merged.groups.items()):
+        present = [f for f in range(len(factors)) if int(group.concordant[f] + group.discordant[f] + group.ties[f])]
+        effects = adjusted.adjusted_effects([factors[f] for f in present], group.sample_diffs[:, present], penalty=penalty, level=results.level)
+        for position, f in enumerate(present):
+            tau = _none_if_nan(results.tau[key][f])
+            t_low, t_high = results.interval(results.replicate_tau[key][:, f])
+            lc = _none_if_nan(results.matched_tau[key][f])
+            lc_low, lc_high = results.interval(results.replicate_matched_tau[key][:, f])
+            coef = _none_if_nan(effects.coef[position])
+            b_low, b_high = _none_if_nan(effects.ci_low[position]), _none_if_nan(effects.ci_high[position])
+            reasons = [disagreement((tau, t_low, t_high), (coef, b_low, b_high), "Bradley-Terry")]
+            if factors[f] != length_factor:
+                reasons.append(disagreement((tau, t_low, t_high), (lc, lc_low, lc_high), "length-matched pairs"))
+            rows.append({
+                "labeler": key[0], "setting": key[1], "task": key[2], "factor": factors[f],
+                "tau": tau, "tau_ci_low": t_low, "tau_ci_high": t_high,
+                "length_controlled_tau": lc if factors[f] != length_factor else None,
+                "length_controlled_tau_ci_low": lc_low if factors[f] != length_factor else None,
+                "length_controlled_tau_ci_high": lc_high if factors[f] != length_factor else None,
+                "n_length_matched_decided": int(group.totals[f, 5] + group.totals[f, 6]),
+                "bt_coef": coef, "bt_coef_ci_low": b_low, "bt_coef_ci_high": b_high, "n_bt_pairs": effects.n_pairs,
+                "disagreement": "; ".join(r for r in reasons if r),
+            })
+    return pa.Table.from_pylist(rows, schema=schema.ADJUSTED)
 
 
 def skipped_table(merged: Partial, ingest_rejected: Counter) -> pa.Table:
@@ -228,6 +391,18 @@ def _annotated_factors(annotation_files: list[str]) -> list[str]:
     return sorted(set(pl.from_arrow(table)["factor"].unique().to_list()))
 
 
+def result_tables(merged: Partial, *, level: float = 0.95, penalty: float = adjusted.DEFAULT_PENALTY, ingest_rejected: Counter | None = None) -> dict[str, pa.Table]:
+    results = Results.from_partial(merged, level)
+    return {
+        "influence": influence_table(results),
+        "alignment": alignment_table(results),
+        "gap": gap_table(results),
+        "adjusted": adjusted_table(results, penalty=penalty),
+        "skipped": skipped_table(merged, ingest_rejected or Counter()),
+        "replicates": replicates_table(results),
+    }
+
+
 @dataclass
 class ReduceSummary:
     output: str
@@ -250,9 +425,16 @@ def reduce(
     level: float = 0.95,
     address: str | None = None,
     progress: bool | None = None,
+    bootstrap_unit: str = "pair",
+    n_buckets: int = ReduceConfig.n_buckets,
+    sample_size: int = ReduceConfig.sample_size,
+    penalty: float = adjusted.DEFAULT_PENALTY,
+    length_tolerance: float = DEFAULT_LENGTH_TOLERANCE,
 ) -> ReduceSummary:
     if n_bootstrap < 0:
         raise ConfigError("--bootstrap must be 0 or more")
+    if bootstrap_unit not in BOOTSTRAP_UNITS:
+        raise ConfigError(f"bootstrap unit {bootstrap_unit!r} unknown; expected one of {', '.join(BOOTSTRAP_UNITS)}")
     pairs_shards = [s for d in pairs_dirs for s in storage.list_files(storage.join(d, "pairs"))]
     if not pairs_shards:
         raise ConfigError(f"no pairs shards under {', '.join(pairs_dirs)}; is this the output directory of `profile-dist ingest`?")
@@ -264,27 +446,26 @@ def reduce(
         unknown = [f for f in factors if f not in available]
         if unknown:
             raise ConfigError(f"factor(s) {', '.join(unknown)} not found in the annotations (annotated: {', '.join(available)})")
-    chosen = list(factors) if factors else available
+    chosen = tuple(factors) if factors else tuple(available)
+    try:
+        config = ReduceConfig(chosen, n_bootstrap=n_bootstrap, seed=seed, n_buckets=n_buckets, sample_size=sample_size)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     ensure_ray(address)
-    files_ref = ray.put(annotation_files)
-    partials = run_tasks(
-        _reduce_shard_remote, [(shard, files_ref, chosen, n_bootstrap, seed) for shard in pairs_shards], desc="reduce", progress=progress,
-    )
-    merged = Partial(n_bootstrap)
-    for partial in partials:
-        merged.add(partial)
+    readers = [
+        PairsShardReader(shard, tuple(annotation_files), bootstrap_unit=bootstrap_unit, length_tolerance=length_tolerance)
+        for shard in pairs_shards
+    ]
+    merged = map_reduce(readers, config, progress=progress, total=len(readers))
     rejected, notes = _ingest_rejected(pairs_dirs)
-    tables = {
-        "influence": influence_table(merged, level),
-        "alignment": alignment_table(merged, level),
-        "skipped": skipped_table(merged, rejected),
-        "replicates": replicates_table(merged),
-    }
+    tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected)
     for name, table in tables.items():
         storage.write_parquet_atomic(table, storage.join(output, f"{name}.parquet"))
     storage.write_json_atomic({
-        "stage": "reduce", "pairs": pairs_dirs, "annotations": annotation_dirs, "factors": chosen,
+        "stage": "reduce", "pairs": pairs_dirs, "annotations": annotation_dirs, "factors": list(chosen),
         "n_bootstrap": n_bootstrap, "seed": seed, "confidence_level": level, "pairs_shards": len(pairs_shards),
-        "ingest_notes": notes,
+        "ingest_notes": notes, "bootstrap": {"scheme": "bucketed Poisson", "unit": bootstrap_unit, "n_buckets": n_buckets},
+        "adjusted": {"model": "penalised logistic Bradley-Terry", "penalty": penalty, "sample_size": sample_size,
+                     "length_tolerance": length_tolerance},
     }, storage.join(output, "_manifest.json"))
     return ReduceSummary(output, len(pairs_shards), tables["influence"].num_rows, tables["alignment"].num_rows)
