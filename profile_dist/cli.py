@@ -108,6 +108,8 @@ def cmd_formats(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray started on demand)")
+    common.add_argument("--s3-endpoint-url", default=None, metavar="URL",
+                        help="S3-compatible endpoint for s3:// paths, for this process and its Ray workers (default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)")
     parser = argparse.ArgumentParser(prog="profile-dist", description="PROFILE factor-level preference analysis on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -160,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.s3_endpoint_url:
+            from profile_dist.storage import set_s3_endpoint
+
+            set_s3_endpoint(args.s3_endpoint_url)
         return args.handler(args)
     except ProfileDistError as exc:
         print(f"profile-dist {args.command}: error: {exc}", file=sys.stderr)
