@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -13,15 +14,32 @@ from tqdm import tqdm
 from profile_dist.errors import ProfileDistError
 
 
+def worker_runtime_env() -> dict[str, Any] | None:
+    """Env vars Ray workers need to reach the driver's S3 store (endpoint, region; never credentials).
+
+    Under ``ray job submit`` the job's own runtime_env already applies; variables it sets are left
+    out, since Ray refuses a driver runtime_env that repeats a key of the job's.
+    """
+    from profile_dist import storage
+
+    env = storage.worker_env()
+    injected = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if injected:
+        job_env = (json.loads(injected).get("runtime_env") or {}).get("env_vars") or {}
+        env = {k: v for k, v in env.items() if k not in job_env}
+    return {"env_vars": env} if env else None
+
+
 def ensure_ray(address: str | None = None) -> None:
     """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
+    runtime_env = worker_runtime_env()
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
     else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(include_dashboard=False, logging_level=logging.WARNING, runtime_env=runtime_env)
 
 
 def unwrap(exc: BaseException) -> BaseException:
