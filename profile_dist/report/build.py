@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from profile_dist import storage
+from profile_dist.report.html import write_html
 from profile_dist.report.markdown import render_markdown, source_label
 from profile_dist.report.results import load_results
 
@@ -15,9 +16,11 @@ class ReportSummary:
     output: str
     markdown: str
     json: str
+    html: str | None = None
 
     def lines(self) -> list[str]:
-        return [f"report: {self.markdown}", f"results: {self.json}"]
+        lines = [f"report: {self.markdown}", f"results: {self.json}"]
+        return lines + ([f"html report: {self.html}"] if self.html else [])
 
 
 MIN_DECIDED_PAIRS = 20  # below this a bootstrap interval is too coarse to call a finding
@@ -30,16 +33,21 @@ def _conservative_effect(row: dict[str, Any]) -> float:
     return row["ci_low"] if row["tau"] > 0 else -row["ci_high"]
 
 
-def strongest_findings(results: dict[str, Any], n: int = 3) -> list[str]:
-    """The n effects with the largest conservative size whose interval excludes zero, one sentence each."""
+def strongest_rows(results: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:
+    """The n effects with the largest conservative size whose interval excludes zero."""
     rows = [
         r for r in results["influence"]
         if r["tau"] is not None and r["n_concordant"] + r["n_discordant"] >= MIN_DECIDED_PAIRS
         and (r["ci_low"] is None or r["ci_low"] > 0 or r["ci_high"] < 0)
     ]
     rows.sort(key=lambda r: (-_conservative_effect(r), r["task"], r["labeler"], r["factor"]))
+    return rows[:n]
+
+
+def strongest_findings(results: dict[str, Any], n: int = 3) -> list[str]:
+    """The n effects with the largest conservative size whose interval excludes zero, one sentence each."""
     sentences = []
-    for r in rows[:n]:
+    for r in strongest_rows(results, n):
         direction = "more" if r["tau"] > 0 else "less"
         share = 100 * (r["p_preferred_more"] if r["tau"] > 0 else 1 - r["p_preferred_more"])
         sentences.append(
@@ -49,7 +57,8 @@ def strongest_findings(results: dict[str, Any], n: int = 3) -> list[str]:
     return sentences
 
 
-def build_report(results_dir: str, output: str | None = None) -> ReportSummary:
+def build_report(results_dir: str, output: str | None = None, *, history: list[str] | None = None) -> ReportSummary:
+    """report.md, results.json and report.html; ``history``: earlier audits' results dirs, oldest first."""
     output = output or results_dir
     results = load_results(results_dir)
     findings = strongest_findings(results)
@@ -58,4 +67,5 @@ def build_report(results_dir: str, output: str | None = None) -> ReportSummary:
     json_path = storage.join(output, "results.json")
     storage.write_bytes_atomic(render_markdown(results, findings).encode(), markdown_path)
     storage.write_json_atomic(results, json_path)
-    return ReportSummary(output, markdown_path, json_path)
+    html_path = write_html(results, results_dir, output, history=history, strongest=strongest_rows(results))
+    return ReportSummary(output, markdown_path, json_path, html_path)
