@@ -49,7 +49,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from profile_dist.report import build_report
 
-    print("\n".join(build_report(args.results, args.output).lines()))
+    print("\n".join(build_report(args.results, args.output, history=args.history).lines()))
     return 0
 
 
@@ -141,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
 
-    p = add("report", cmd_report, "write report.md and results.json from reduce results")
+    p = add("report", cmd_report, "write report.md, results.json and report.html from reduce results")
     p.add_argument("--results", required=True, help="a reduce output directory")
+    p.add_argument("--history", nargs="+", default=None, metavar="DIR",
+                   help="earlier audits' reduce (or report) directories, oldest first: report.html then shows drift over time")
     p.add_argument("--output", default=None, help="where to write the report (default: the results directory)")
 
     p = add("run", cmd_run, "run ingest, annotate, reduce and report from a job YAML file")
