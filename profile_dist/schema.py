@@ -196,3 +196,39 @@ GAP = pa.schema(
         pa.field("ci_high", pa.float64(), nullable=True),
     ]
 )
+
+# --- appended by the nightly-audit work: change since the previous audit (profile_dist/audit/drift.py) ---
+
+DRIFT_INFLUENCE = pa.schema(
+    [
+        pa.field("labeler", pa.string(), nullable=False),
+        pa.field("setting", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("factor", pa.string(), nullable=False),
+        pa.field("tau_previous", pa.float64(), nullable=True),  # null: the factor is new (or undefined)
+        pa.field("tau_current", pa.float64(), nullable=True),  # null: the factor is gone (or undefined)
+        pa.field("change", pa.float64(), nullable=True),  # current - previous
+        pa.field("ci_low", pa.float64(), nullable=True),  # percentile CI of replicate-wise differences
+        pa.field("ci_high", pa.float64(), nullable=True),
+        pa.field("significant", pa.bool_(), nullable=False),  # the CI excludes 0
+        pa.field("n_replicates", pa.int64(), nullable=False),  # replicate pairs the CI is built from
+    ]
+)
+
+DRIFT_ALIGNMENT = pa.schema(
+    [
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("source_x", pa.string(), nullable=False),  # "labeler/setting", as in ALIGNMENT
+        pa.field("source_y", pa.string(), nullable=False),
+        pa.field("metric", pa.string(), nullable=False),  # one of ALIGNMENT_METRICS
+        pa.field("value_previous", pa.float64(), nullable=True),
+        pa.field("value_current", pa.float64(), nullable=True),
+        pa.field("change", pa.float64(), nullable=True),  # current - previous
+        pa.field("ci_low", pa.float64(), nullable=True),
+        pa.field("ci_high", pa.float64(), nullable=True),
+        pa.field("significant", pa.bool_(), nullable=False),
+        # the change expressed as a loss of agreement: -change, or +change for mean_abs_diff (lower is better)
+        pa.field("drop", pa.float64(), nullable=True),
+        pa.field("n_replicates", pa.int64(), nullable=False),
+    ]
+)
