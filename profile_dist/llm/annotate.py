@@ -1,0 +1,68 @@
+"""LLM factor values for a table of responses: the call the annotate stage makes per shard.
+
+```python
+from profile_dist.llm.annotate import annotate_llm_factor
+rows, summary = annotate_llm_factor(shard, get_factor("fluency"), engine)
+# shard: response_id, text[, source_text]  ->  rows: response_id, factor, value (float64), error (string)
+```
+Exactly one output row per input row, in input order: ``value`` is null where ``error`` says why (reason,
+detail and the raw reply). Pass one :class:`~profile_dist.llm.engine.LLMEngine` for all shards of a stage
+run: its workers and cache index are reused, and ``max_cost`` bounds the whole stage.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from profile_dist.factors.base import Factor
+from profile_dist.llm.engine import LLMEngine
+from profile_dist.llm.prompts import PromptSpec
+from profile_dist.llm.request import LLMRequest, LLMResult
+
+OUTPUT_SCHEMA = pa.schema([("response_id", pa.string()), ("factor", pa.string()), ("value", pa.float64()),
+                           ("error", pa.string())])
+_RAW_IN_ERROR = 1000
+
+
+def factor_requests(factor: Factor, texts: list[str], sources: list[str | None]) -> list[LLMRequest]:
+    spec = factor.llm
+    if not isinstance(spec, PromptSpec):
+        raise TypeError(f"factor {factor.name!r} has no PromptSpec (kind {factor.kind!r})")
+    version = f"{factor.name}/{factor.version}/{spec.template_version}"
+    return [LLMRequest(messages=spec.render(src, text), template_version=version, json_schema=spec.json_schema,
+                       schema_name=spec.name, params=dict(spec.params)) for text, src in zip(texts, sources)]
+
+
+def _value_and_error(spec: PromptSpec, r: LLMResult) -> tuple[float | None, str | None]:
+    if r.error is None:
+        try:
+            return spec.parse(r.value), None
+        except (KeyError, TypeError, ValueError) as exc:
+            error = f"invalid_reply: cannot read {spec.value_field!r}: {exc}"
+    else:
+        error = r.error
+    if r.raw is not None:
+        error = f"{error}; raw={json.dumps(r.raw[:_RAW_IN_ERROR], ensure_ascii=False)}"
+    return None, error
+
+
+def annotate_llm_factor(table: pa.Table | pl.DataFrame, factor: Factor, engine: LLMEngine
+                        ) -> tuple[pa.Table, dict[str, Any]]:
+    """(rows of OUTPUT_SCHEMA, the engine's run summary) for the responses in ``table``."""
+    df = table if isinstance(table, pl.DataFrame) else pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    texts = df["text"].to_list()
+    sources = df["source_text"].to_list() if "source_text" in df.columns else [None] * len(texts)
+    requests = factor_requests(factor, texts, sources)
+    results = engine.run(requests)
+    values, errors = zip(*(_value_and_error(factor.llm, r) for r in results)) if results else ((), ())
+    out = pa.table({"response_id": pa.array(df["response_id"].cast(pl.Utf8).to_list(), pa.string()),
+                    "factor": pa.array([factor.name] * len(results), pa.string()),
+                    "value": pa.array(list(values), pa.float64()),
+                    "error": pa.array(list(errors), pa.string())}, schema=OUTPUT_SCHEMA)
+    summary = {**engine.summary, "factor": factor.name, "prompt_version": factor.llm.template_version}
+    return out, summary

@@ -1,0 +1,325 @@
+"""The LLM engine: a list of requests in, a list of results out (same order), paid for at most once.
+
+```python
+from profile_dist.llm.endpoints import get_endpoint
+from profile_dist.llm.engine import LLMEngine, run_llm_requests
+from profile_dist.llm.request import LLMRequest
+
+endpoint = get_endpoint("judge", "endpoints.yaml")
+results = run_llm_requests(endpoint, requests, cache_dir="out/llm-cache", progress=True, max_cost=5.0)
+
+with LLMEngine(endpoint, cache_dir, max_cost=5.0) as engine:   # workers live across run() calls
+    projection = engine.dry_run(requests, sample=20)          # real calls for 20, projection for all
+    results = engine.run(requests)                            # list[LLMResult], in request order
+    metadata = engine.summary                                 # counts for the stage's output metadata
+```
+
+What a run does:
+- keys every request by content (:meth:`LLMRequest.cache_key`); identical requests are sent once, and
+  requests whose key is in the cache are not sent at all (a rerun, a resumed run or another corpus with
+  the same responses pays nothing for them). Failures that a rerun would repeat (invalid replies after the
+  re-asks, length, refusals, 400s) are cached too; transport failures are not (``retry_failed=True``
+  also re-asks the cached failures);
+- refuses to start if the projected spend of what is left exceeds ``max_cost`` (BudgetExceededError,
+  nothing sent), and otherwise reserves each batch's estimated cost before dispatching it, so it stops
+  cleanly (in-flight requests finish and are stored; BudgetExceededError carries the partial results)
+  before the budget would be exceeded;
+- hands batches to the worker actors (:mod:`profile_dist.llm.worker`; all share the endpoint's limiter,
+  :mod:`profile_dist.llm.limiter`) and stores each reply in the cache the moment it comes back, so a driver
+  killed with SIGKILL and rerun pays again for at most the requests dispatched and not yet returned
+  (at most 2 x in-flight per worker);
+- stops the whole job within seconds on 401/403/404 (EndpointFatalError naming the endpoint);
+- shows a bar with done/failed/cached, requests and tokens per minute and spend, and keeps the same counts
+  in ``summary``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import math
+import os
+import uuid
+from typing import Any, Sequence
+
+import ray
+
+from profile_dist.llm.budget import BudgetExceededError, CostModel, Measured, Projection, project
+from profile_dist.llm.cache import ReplyCache
+from profile_dist.llm.endpoints import Endpoint
+from profile_dist.llm.limiter import get_limiter
+from profile_dist.llm.progress import ProgressBar, RunStats
+from profile_dist.llm.request import LLMRequest, LLMResult
+from profile_dist.llm.worker import LLMWorker, Secret
+
+_PREFETCH = 2  # batches outstanding per worker: one running, one queued behind it
+
+__all__ = ["LLMEngine", "run_llm_requests", "EndpointFatalError", "BudgetExceededError", "LLMRequest", "LLMResult"]
+
+
+class EndpointFatalError(RuntimeError):
+    """The endpoint refuses every request (bad key, no permission, unknown model): the job stops."""
+
+
+class _Fatal(Exception):
+    pass
+
+
+class _Stop(Exception):
+    pass
+
+
+class LLMEngine:
+    def __init__(self, endpoint: Endpoint, cache_dir: str | os.PathLike[str], *, num_workers: int | None = None,
+                 progress: bool = True, max_cost: float | None = None, retry_failed: bool = False,
+                 desc: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.cache = ReplyCache(cache_dir)
+        self.num_workers = num_workers or endpoint.workers
+        self.in_flight = max(1, math.ceil(endpoint.max_concurrency / self.num_workers))
+        self.progress = progress
+        self.max_cost = max_cost
+        self.retry_failed = retry_failed
+        self.desc = desc or f"llm:{endpoint.name}"
+        self.spent = 0.0  # over this engine's lifetime: what max_cost bounds
+        self.summary: dict[str, Any] = {}
+        self._workers: list[Any] = []
+        self._worker_ids: list[str] = []
+        self._limiter: Any = None
+        self._measured: Measured | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> "LLMEngine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop_workers(graceful=True)
+        self.cache.close()
+
+    def _start_workers(self) -> None:
+        if self._workers:
+            return
+        api_key = Secret(self.endpoint.api_key())  # a missing key fails here, before anything is sent
+        if not ray.is_initialized():
+            ray.init()
+        ep = self.endpoint
+        if ep.limited:
+            self._limiter = get_limiter(ep.rpm, ep.tpm, ep.limiter_id, quantize=ep.quantize, headroom=ep.headroom)
+        run_id = uuid.uuid4().hex[:8]
+        self._worker_ids = [f"{ep.name}-{run_id}-{i}" for i in range(self.num_workers)]
+        self._workers = [
+            LLMWorker.options(scheduling_strategy="SPREAD").remote(ep, api_key, wid, self._limiter, self.in_flight)
+            for wid in self._worker_ids]
+        fatal = next((m for m in ray.get([w.ready.remote() for w in self._workers]) if m), None)
+        if fatal:
+            self._stop_workers(graceful=False)
+            raise EndpointFatalError(fatal)
+
+    def _stop_workers(self, graceful: bool) -> None:
+        if not self._workers:
+            return
+        if graceful:
+            try:
+                ray.get([w.close.remote() for w in self._workers], timeout=10)
+            except Exception:
+                pass
+        elif self._limiter is not None:
+            for wid in self._worker_ids:
+                self._limiter.unregister.remote(wid)
+        for w in self._workers:
+            ray.kill(w)
+        self._workers, self._worker_ids = [], []
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+        ep = self.endpoint
+        keys = [r.cache_key(ep) for r in requests]
+        first: dict[str, int] = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        by_key: dict[str, LLMResult] = {}
+        for k in first:
+            rec = self.cache.get(k)
+            if rec is not None and (rec.get("error") is None or not self.retry_failed):
+                by_key[k] = LLMResult.from_record(k, rec)
+        todo = [k for k in first if k not in by_key]
+        stats = RunStats(ep.name, ep.model, self.num_workers)
+        stats.add_requests(len(requests), len(first), len(by_key))
+        cost_model = CostModel(ep, self._measured)
+        if self.max_cost is not None and todo:
+            projected = sum(cost_model.cost(requests[first[k]]) for k in todo)
+            if self.spent + projected > self.max_cost:
+                stats.stopped = "max_cost"
+                self.summary = {**stats.summary(), "projected_spend": round(projected, 6)}
+                raise BudgetExceededError(
+                    f"{ep.describe()}: {len(todo)} requests to send would cost about ${projected:.4f} "
+                    f"(+ ${self.spent:.4f} spent) > --max-cost ${self.max_cost:.4f}; nothing was sent", self.summary)
+        bar = ProgressBar(stats, len(first), self.desc, self.progress)
+        bar.advance(len(by_key))
+        try:
+            if todo:
+                self._start_workers()
+                fresh = _run_coro(self._dispatch([requests[first[k]] for k in todo], todo, cost_model, stats, bar))
+                by_key.update(fresh)
+        finally:
+            bar.close()
+            self.cache.sync()
+            self.summary = stats.summary()
+        results = []
+        seen: set[str] = set()
+        for k in keys:
+            r = by_key.get(k)
+            if r is None:
+                r = LLMResult(key=k, value=None, error="not_run: the run stopped at --max-cost", raw=None)
+            elif k in seen:  # an in-run duplicate: same answer, paid once
+                r = LLMResult(**{**r.__dict__, "cost": 0.0, "cached": True, "calls": 0})
+            seen.add(k)
+            results.append(r)
+        if stats.stopped:
+            exc = BudgetExceededError(f"{ep.describe()}: stopped before exceeding --max-cost ${self.max_cost:.4f} "
+                                      f"(spent ${self.spent:.4f}); rerun with a higher budget to finish",
+                                      self.summary)
+            exc.results = results  # type: ignore[attr-defined]
+            raise exc
+        return results
+
+    async def _dispatch(self, reqs: list[LLMRequest], keys: list[str], cost_model: CostModel, stats: RunStats,
+                        bar: ProgressBar) -> dict[str, LLMResult]:
+        ep = self.endpoint
+        wire = [{"i": i, "messages": list(r.messages), "schema": r.json_schema, "name": r.schema_name,
+                 "params": r.params} for i, r in enumerate(reqs)]
+        size = max(1, min(self.in_flight, math.ceil(len(wire) / (len(self._workers) * _PREFETCH))))
+        batches = collections.deque(wire[i:i + size] for i in range(0, len(wire), size))
+        reserved: dict[int, float] = {}
+        out: dict[str, LLMResult] = {}
+        measured = _MeasuredTally(cost_model)
+
+        def take() -> list[dict[str, Any]] | None:
+            if not batches or stats.stopped:
+                return None
+            batch = batches[0]
+            if self.max_cost is not None:
+                need = {w["i"]: cost_model.cost(reqs[w["i"]]) for w in batch}
+                if self.spent + sum(reserved.values()) + sum(need.values()) > self.max_cost:
+                    stats.stopped = "max_cost"
+                    return None
+                reserved.update(need)
+            return batches.popleft()
+
+        def accept(res: dict[str, Any]) -> None:
+            if res.get("fatal"):
+                raise _Fatal(res["fatal"])
+            i = res["i"]
+            reserved.pop(i, None)
+            cost = ep.price_per_1k.cost(res["input_tokens"], res["output_tokens"])
+            result = LLMResult(key=keys[i], value=res["value"], error=res["error"], raw=res["raw"],
+                               input_tokens=res["input_tokens"], output_tokens=res["output_tokens"], cost=cost,
+                               cached=False, finish_reason=res["finish"], calls=res["calls"])
+            if res["cacheable"]:
+                self.cache.put(keys[i], result.to_record())  # durable before anything else happens
+            out[keys[i]] = result
+            self.spent += cost
+            measured.add(reqs[i], res)
+            stats.add_result(result.ok, result.reason, cost, res)
+            bar.advance()
+
+        async def feed(worker: Any) -> None:
+            while (batch := take()) is not None:
+                async for ref in worker.process.remote(batch):
+                    for res in await ref:
+                        accept(res)
+
+        tasks = [asyncio.ensure_future(feed(w)) for w in self._workers for _ in range(_PREFETCH)]
+        try:
+            await asyncio.gather(*tasks)
+        except _Fatal as exc:
+            for t in tasks:
+                t.cancel()
+            self._stop_workers(graceful=False)  # in-flight requests are abandoned: the endpoint refuses them
+            stats.stopped = "fatal"
+            raise EndpointFatalError(str(exc)) from None
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            self._stop_workers(graceful=False)
+            raise
+        self._measured = measured.result() or self._measured
+        return out
+
+    # -- planning ----------------------------------------------------------------------------------
+    def dry_run(self, requests: Sequence[LLMRequest], sample: int = 0) -> Projection:
+        """Project requests, tokens, spend and time for ``requests``; with ``sample`` > 0, first send that many
+        (spread over the input, uncached ones; their replies are kept) and project from what they measured."""
+        ep = self.endpoint
+        keys = [r.cache_key(ep) for r in requests]
+        basis = "estimate"
+        measured = self._measured
+        if sample > 0:
+            todo = list({k: i for i, k in reversed(list(enumerate(keys))) if k not in self.cache}.values())
+            todo.sort()
+            if todo:
+                step = max(1, len(todo) // sample)
+                picked = [requests[i] for i in todo[::step][:sample]]
+                results = self.run(picked)
+                tally = _MeasuredTally(CostModel(ep))
+                for req, res in zip(picked, results):
+                    tally.add(req, {"input_tokens": res.input_tokens, "output_tokens": res.output_tokens,
+                                    "calls": res.calls})
+                measured = tally.result() or measured
+                basis = f"sample of {len(picked)} (spent ${sum(r.cost for r in results):.4f})"
+        cached = {k for k in set(keys) if k in self.cache}
+        return project(ep, requests, keys, cached, measured, basis)
+
+
+class _MeasuredTally:
+    """Averages of what real requests used, for projections and budget reservations."""
+
+    def __init__(self, cost_model: CostModel) -> None:
+        self.estimator = cost_model.estimator
+        self.n = 0
+        self.raw_prompt = 0
+        self.prompt = 0
+        self.completion = 0
+        self.calls = 0
+
+    def add(self, req: LLMRequest, res: dict[str, Any]) -> None:
+        if res.get("calls", 0) <= 0 or res.get("input_tokens", 0) <= 0:
+            return
+        self.n += 1
+        self.raw_prompt += self.estimator.prompt_tokens(req.messages)
+        self.prompt += res["input_tokens"] / res["calls"]
+        self.completion += res["output_tokens"] / res["calls"]
+        self.calls += res["calls"]
+
+    def result(self) -> Measured | None:
+        if self.n == 0:
+            return None
+        return Measured(prompt_ratio=self.prompt / max(1, self.raw_prompt), completion_tokens=self.completion / self.n,
+                        calls=self.calls / self.n)
+
+
+def _run_coro(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside a running loop (a notebook): run ours on a thread of its own.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def run_llm_requests(endpoint: Endpoint, requests: Sequence[LLMRequest], cache_dir: str | os.PathLike[str], *,
+                     progress: bool = True, max_cost: float | None = None, num_workers: int | None = None,
+                     retry_failed: bool = False, summary: dict[str, Any] | None = None) -> list[LLMResult]:
+    """One-shot :class:`LLMEngine` run; pass a dict as ``summary`` to receive the run's counts."""
+    with LLMEngine(endpoint, cache_dir, num_workers=num_workers, progress=progress, max_cost=max_cost,
+                   retry_failed=retry_failed) as engine:
+        try:
+            return engine.run(requests)
+        finally:
+            if summary is not None:
+                summary.update(engine.summary)

@@ -1,0 +1,429 @@
+"""The global rate limiter: one named Ray actor per endpoint+model, leasing send slots to workers in blocks.
+
+Why slots rather than a token bucket per worker: N workers that each believe they own the limit send N
+times the limit, and a shared bucket consulted per request puts a round trip on every call. Here the
+limiter (``RateLimiter``, a detached actor found by name with ``get_if_exists``, so every worker of every
+job on every node shares it) hands out *slots*: send times on one global schedule. A worker asks for a block
+of slots for the requests it has waiting (``Pacer``), and gets those falling within a short horizon, so
+the limiter sees a few calls per second per worker whatever the request rate.
+
+The schedule (``LimiterCore``) is paced evenly at (1 - headroom) x the request limit, and checked against
+sliding 60 s windows (requests and estimated tokens) and, because providers quantise their limits, 1 s
+windows with ceil(limit/60). Headroom absorbs send-time jitter: a 1% margin tolerates 10 ms of jitter at any
+rate. Tokens are booked at their pre-send estimate and corrected with the usage each reply reports; a slot
+that was not used, or drew a 429 (which providers do not count), is released.
+
+On a 429 the worker that got it reports Retry-After; the limiter pauses the schedule until then, cuts its
+rate by 10% (once per incident), pushes the pause to every registered worker (which drop the slots they
+hold and lease afresh after it), and recovers the rate linearly over ``recover_s``. ``x-ratelimit-remaining-*``
+of zero pauses the schedule until the matching reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+NAMESPACE = "profile_dist"
+
+_EPS = 1e-4  # past a window edge, so float rounding never leaves an entry inside
+_CUT = 0.9
+_LEAD = 0.005
+
+
+class _Entry:
+    __slots__ = ("t", "req", "tok")
+
+    def __init__(self, t: float, req: int, tok: int) -> None:
+        self.t, self.req, self.tok = t, req, tok
+
+
+class _Window:
+    """Sliding window over booked slots; ``floor`` is the time up to which entries have left it."""
+
+    def __init__(self, length: float, req_budget: float, tok_budget: float) -> None:
+        self.length = length
+        self.req_budget = req_budget
+        self.tok_budget = tok_budget
+        self.entries: collections.deque[_Entry] = collections.deque()
+        self.req = 0
+        self.tok = 0
+        self.floor = -math.inf
+
+    def trim(self, t: float) -> None:
+        self.floor = max(self.floor, t - self.length)
+        while self.entries and self.entries[0].t <= self.floor:
+            e = self.entries.popleft()
+            self.req -= e.req
+            self.tok -= e.tok
+
+    def blocks(self, tokens: int) -> bool:
+        if not self.entries:
+            return False  # a request bigger than a whole window still goes, alone
+        return self.req + 1 > self.req_budget or self.tok + tokens > self.tok_budget
+
+    def add(self, e: _Entry) -> None:
+        self.entries.append(e)
+        self.req += e.req
+        self.tok += e.tok
+
+    def adjust(self, e: _Entry, d_req: int, d_tok: int) -> None:
+        if e.t > self.floor:  # still inside
+            self.req += d_req
+            self.tok += d_tok
+
+
+class LimiterCore:
+    """The schedule, without Ray: every time argument is in seconds on one clock (the actor uses wall time)."""
+
+    def __init__(self, rpm: float | None, tpm: float | None, *, quantize: bool = True, headroom: float = 0.01,
+                 horizon_s: float = 0.5, recover_s: float = 10.0) -> None:
+        self.horizon_s = horizon_s
+        self.recover_s = recover_s
+        self.factor = 1.0
+        self._cut_factor = 1.0
+        self.paused_until = -math.inf
+        self._last_cut = -math.inf
+        self._last_t = -math.inf  # the last booked slot
+        self._frontier = -math.inf  # no slot before this (windows were trimmed up to it)
+        self._entries: dict[tuple[int, int], _Entry] = {}
+        self._lease_ids = itertools.count(1)
+        self.stats = collections.Counter()
+        self.configure(rpm, tpm, quantize=quantize, headroom=headroom)
+
+    def configure(self, rpm: float | None, tpm: float | None, *, quantize: bool = True,
+                  headroom: float = 0.01) -> None:
+        self.rpm, self.tpm, self.quantize, self.headroom = rpm, tpm, quantize, headroom
+        inf = math.inf
+        old = getattr(self, "windows", [])
+        self.windows = [_Window(60.0, rpm or inf, (tpm or inf) * (1 - headroom))]
+        if quantize:
+            self.windows.append(_Window(1.0, math.ceil(rpm / 60) if rpm else inf,
+                                        math.ceil(tpm / 60) * (1 - headroom) if tpm else inf))
+        for w in self.windows:  # keep what is booked
+            for o in old:
+                if o.length == w.length:
+                    for e in o.entries:
+                        w.add(e)
+                    w.floor = o.floor
+
+    @property
+    def spacing(self) -> float:
+        return 60.0 / (self.rpm * (1 - self.headroom) * self.factor) if self.rpm else 0.0
+
+    def _recover(self, now: float) -> None:
+        # Linear recovery from the last cut back to the full rate over recover_s seconds of calm.
+        if self.factor < 1.0:
+            calm = now - max(self._last_cut, self.paused_until)
+            if calm > 0:
+                self.factor = min(1.0, self._cut_factor + (1.0 - self._cut_factor) * calm / self.recover_s)
+
+    def _earliest(self, now: float, tokens: int) -> float:
+        # A small lead: the slot should reach its worker before it is due.
+        t = max(now + _LEAD, self.paused_until, self._last_t + self.spacing, self._frontier)
+        moved = True
+        while moved:
+            moved = False
+            for w in self.windows:
+                w.trim(t)
+                while w.blocks(tokens):
+                    t = w.entries[0].t + w.length + _EPS
+                    w.trim(t)
+                    moved = True
+        return t
+
+    def lease(self, now: float, estimates: list[int]) -> tuple[int, list[float]]:
+        """Slots (absolute times) for the first requests of ``estimates`` that fall within the horizon."""
+        self._recover(now)
+        lease_id = next(self._lease_ids)
+        slots: list[float] = []
+        # Scale token budgets with the rate factor after a 429 by inflating each booking.
+        scale = 1.0 / self.factor
+        for i, est in enumerate(estimates):
+            tokens = max(1, int(est * scale))
+            t = self._earliest(now, tokens)
+            if slots and t > now + self.horizon_s:
+                self._frontier = t  # the windows were trimmed up to t: never book before it
+                break
+            e = _Entry(t, 1, tokens)
+            for w in self.windows:
+                w.add(e)
+            self._entries[(lease_id, i)] = e
+            self._last_t = t
+            slots.append(t)
+        self.stats["leases"] += 1
+        self.stats["slots"] += len(slots)
+        self._forget_old()
+        return lease_id, slots
+
+    def correct(self, lease_id: int, idx: int, tokens: int | None) -> None:
+        """Book the reported tokens of a used slot, or release an unused one (``tokens=None``)."""
+        e = self._entries.get((lease_id, idx))
+        if e is None:
+            return
+        d_req, d_tok = (-e.req, -e.tok) if tokens is None else (0, tokens - e.tok)
+        for w in self.windows:
+            w.adjust(e, d_req, d_tok)
+        e.req += d_req
+        e.tok += d_tok
+        self.stats["released" if tokens is None else "corrected"] += 1
+
+    def penalize(self, now: float, wait_s: float) -> float:
+        """A 429: pause everyone for ``wait_s`` and cut the rate once per incident. Returns the pause end."""
+        self.stats["penalties"] += 1
+        self._recover(now)
+        if now > self._last_cut + max(wait_s, 1.0):
+            self.factor = self._cut_factor = max(0.25, self.factor * _CUT)
+            self._last_cut = now
+        self.paused_until = max(self.paused_until, now + wait_s)
+        # Workers void the slots they hold and lease again; the schedule restarts after the pause.
+        self._last_t = -math.inf
+        self._frontier = max(self._frontier, self.paused_until)
+        return self.paused_until
+
+    def observe(self, now: float, remaining_requests: float | None, reset_requests_s: float | None,
+                remaining_tokens: float | None, reset_tokens_s: float | None) -> None:
+        """Provider headers: when it says nothing is left, wait for its reset."""
+        if remaining_requests is not None and remaining_requests <= 0 and reset_requests_s:
+            self.paused_until = max(self.paused_until, now + reset_requests_s)
+        if remaining_tokens is not None and remaining_tokens <= 0 and reset_tokens_s:
+            self.paused_until = max(self.paused_until, now + reset_tokens_s)
+
+    def _forget_old(self) -> None:
+        # Entries that have left the longest window can no longer be corrected usefully.
+        if len(self._entries) > 4096:
+            floor = self.windows[0].floor
+            for k in [k for k, e in self._entries.items() if e.t <= floor]:
+                del self._entries[k]
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class RateLimiter:
+    """The shared limiter actor (serial: one call at a time keeps the schedule consistent)."""
+
+    def __init__(self, rpm: float | None, tpm: float | None, quantize: bool, headroom: float) -> None:
+        self.core = LimiterCore(rpm, tpm, quantize=quantize, headroom=headroom)
+        self.workers: dict[str, Any] = {}
+
+    def configure(self, rpm: float | None, tpm: float | None, quantize: bool, headroom: float) -> None:
+        c = self.core
+        if (c.rpm, c.tpm, c.quantize, c.headroom) != (rpm, tpm, quantize, headroom):
+            c.configure(rpm, tpm, quantize=quantize, headroom=headroom)
+
+    def register(self, worker_id: str, handle: Any) -> None:
+        self.workers[worker_id] = handle
+
+    def unregister(self, worker_id: str) -> None:
+        self.workers.pop(worker_id, None)
+
+    def _apply(self, now: float, corrections: list[tuple[int, int, int | None]],
+               observation: tuple | None) -> None:
+        for lease_id, idx, tokens in corrections:
+            self.core.correct(lease_id, idx, tokens)
+        if observation is not None:
+            self.core.observe(now, *observation)
+
+    def lease(self, estimates: list[int], corrections: list[tuple[int, int, int | None]],
+              observation: tuple | None = None) -> tuple[int, list[float], float]:
+        """(lease id, slot times, pause end) for a worker's waiting requests, in wall-clock seconds.
+
+        Wall clock, not offsets: workers on this node share the clock exactly (an offset would carry the
+        call's one-way latency, which is large and lopsided on a worker's first call), and nodes of a
+        cluster keep theirs within milliseconds by NTP, well inside the headroom."""
+        now = time.time()
+        self._apply(now, corrections, observation)
+        lease_id, slots = self.core.lease(now, estimates)
+        return lease_id, slots, self.core.paused_until
+
+    def report(self, corrections: list[tuple[int, int, int | None]], observation: tuple | None = None) -> None:
+        self._apply(time.time(), corrections, observation)
+
+    def penalize(self, worker_id: str, wait_s: float) -> float:
+        now = time.time()
+        until = self.core.penalize(now, wait_s)
+        for wid, handle in self.workers.items():
+            if wid != worker_id:
+                handle.pause.remote(until - now)  # fire and forget: everyone backs off now
+        return until - now
+
+    def stats(self) -> dict[str, Any]:
+        c = self.core
+        return {**c.stats, "factor": c.factor, "paused_for": max(0.0, c.paused_until - time.time()),
+                "rpm": c.rpm, "tpm": c.tpm, "workers": len(self.workers)}
+
+
+def get_limiter(rpm: float | None, tpm: float | None, limiter_id: str, *, quantize: bool = True,
+                headroom: float = 0.01) -> Any:
+    """The limiter of an endpoint+model: created by the first caller, found by name by all others."""
+    handle = RateLimiter.options(name=f"llm-limiter-{limiter_id}", namespace=NAMESPACE, get_if_exists=True,
+                                 lifetime="detached").remote(rpm, tpm, quantize, headroom)
+    ray.get(handle.configure.remote(rpm, tpm, quantize, headroom))
+    return handle
+
+
+# ---------------------------------------------------------------------------------------------------
+# The worker's half of the protocol.
+
+Slot = tuple[int, int]  # (lease id, index in lease)
+
+
+@dataclass
+class _Waiter:
+    tokens: int
+    future: asyncio.Future
+
+
+class Pacer:
+    """Gives a worker's requests their send times, leasing slots from the shared limiter in blocks.
+
+    ``acquire`` returns when the request may be sent, with the slot it uses; the caller then reports
+    the reported tokens (``correct``), an unused slot (``release``) or a 429 (``penalize``).
+    """
+
+    def __init__(self, limiter: Any, worker_id: str, horizon_s: float = 0.5, max_block: int = 256,
+                 late_tolerance_s: float = 0.005) -> None:
+        self.limiter = limiter
+        #: A request woken later than this after its slot gives the slot back and waits for a new one:
+        #: sent late it would crowd the next slots into one provider window.
+        self.late_tolerance_s = late_tolerance_s
+        self.worker_id = worker_id
+        self.horizon_s = horizon_s
+        self.max_block = max_block
+        self._pending: collections.deque[_Waiter] = collections.deque()
+        self._leasing: asyncio.Task | None = None
+        self._last_send_at = -math.inf
+        self._paused_until = -math.inf
+        self._epoch = 0
+        self._corrections: list[tuple[int, int, int | None]] = []
+        self._observation: tuple | None = None
+        self._last_flush = time.monotonic()
+        self.stats: collections.Counter[str] = collections.Counter()
+
+    async def acquire(self, tokens: int) -> Slot:
+        loop = asyncio.get_running_loop()
+        while True:
+            fut = loop.create_future()
+            self._pending.append(_Waiter(tokens, fut))
+            self._kick()
+            slot, send_at, epoch = await fut
+            received = time.monotonic()
+            delay = send_at - received
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if epoch != self._epoch:
+                self.release(slot)  # a pause came in while waiting: this slot predates it
+                self.stats["voided"] += 1
+                continue
+            # Lateness counts from when the slot was known: a slot already due on arrival (the lease's
+            # return trip) goes at once, or a slow round trip would void every slot it brings.
+            late = time.monotonic() - max(send_at, received)
+            if late > self.late_tolerance_s:
+                self.release(slot)
+                self.stats["late"] += 1
+                continue
+            self.stats["sent"] += 1
+            return slot
+
+    def release(self, slot: Slot) -> None:
+        self._corrections.append((slot[0], slot[1], None))
+        self._maybe_flush()
+
+    def correct(self, slot: Slot, tokens: int) -> None:
+        self._corrections.append((slot[0], slot[1], tokens))
+        self._maybe_flush()
+
+    def observe(self, observation: tuple) -> None:
+        self._observation = observation
+        remaining_req, reset_req, remaining_tok, reset_tok = observation
+        if (remaining_req is not None and remaining_req <= 0) or (remaining_tok is not None and remaining_tok <= 0):
+            self._maybe_flush(force=True)
+
+    def penalize(self, slot: Slot, wait_s: float) -> None:
+        """A 429 on ``slot``: it was not counted by the provider; pause here and everywhere."""
+        self._corrections.append((slot[0], slot[1], None))
+        self.pause(wait_s)
+        self.limiter.penalize.remote(self.worker_id, wait_s)
+        self._maybe_flush(force=True)
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self._epoch += 1
+        self._last_send_at = -math.inf  # held slots are void; lease afresh after the pause
+
+    def flush(self) -> None:
+        self._maybe_flush(force=True)
+
+    def _maybe_flush(self, force: bool = False) -> None:
+        # Corrections ride on the next lease; between leases they go out at most 4 times a second.
+        now = time.monotonic()
+        if (self._corrections or self._observation) and self._leasing is None and (
+                force or now - self._last_flush > 0.25):
+            self.limiter.report.remote(self._corrections, self._observation)
+            self._corrections, self._observation = [], None
+            self._last_flush = now
+
+    def _kick(self) -> None:
+        if self._leasing is None:
+            self._leasing = asyncio.get_running_loop().create_task(self._lease_loop())
+
+    async def _lease_loop(self) -> None:
+        try:
+            while self._pending:
+                now = time.monotonic()
+                # Hold at most about one horizon of future slots; wait out a known pause.
+                wait = max(self._last_send_at - self.horizon_s / 2, self._paused_until) - now
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    continue
+                block = [w for w in itertools.islice(self._pending, self.max_block)]
+                corrections, self._corrections = self._corrections, []
+                observation, self._observation = self._observation, None
+                epoch = self._epoch
+                lease_id, slots, pause_end = await self.limiter.lease.remote(
+                    [w.tokens for w in block], corrections, observation)
+                self._last_flush = mono = time.monotonic()
+                to_mono = mono - time.time()  # slot times are wall clock; sleeping is on the monotonic one
+                self._paused_until = max(self._paused_until, pause_end + to_mono)
+                for i, slot_time in enumerate(slots):
+                    w = self._pending.popleft()
+                    send_at = slot_time + to_mono
+                    self._last_send_at = max(self._last_send_at, send_at)
+                    if w.future.done():  # its request was cancelled meanwhile
+                        self._corrections.append((lease_id, i, None))
+                    else:
+                        w.future.set_result(((lease_id, i), send_at, epoch))
+        except BaseException as exc:
+            while self._pending:
+                w = self._pending.popleft()
+                if not w.future.done():
+                    w.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("pacer stopped"))
+            raise
+        finally:
+            self._leasing = None
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(text: str | None) -> float | None:
+    """Seconds in a provider's reset header: "20ms", "1.5s", "6m0s", "1h2m", or a bare number of seconds."""
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts:
+        return None
+    unit = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * unit[u] for n, u in parts)
