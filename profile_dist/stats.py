@@ -92,7 +92,6 @@ def id_hashes(ids) -> np.ndarray:
     batch it arrives in, on every machine.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     array = ids if isinstance(ids, (pa.Array, pa.ChunkedArray)) else pa.array(list(ids), pa.string())
     if isinstance(array, pa.ChunkedArray):
@@ -104,8 +103,8 @@ def id_hashes(ids) -> np.ndarray:
         return out
     if array.null_count:
         raise ValueError(f"id_hashes: {array.null_count} null id(s)")
-    lengths = pc.binary_length(array).to_numpy(zero_copy_only=False)
     offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:array.offset + n + 1]
+    lengths = np.diff(offsets)
     data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] is not None else np.empty(0, np.uint8)
     fast = np.flatnonzero(lengths == _HEX_ID_CHARS)
     if fast.size:
