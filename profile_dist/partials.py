@@ -155,11 +155,19 @@ class Partial:
 
 
 def _bottom_k(hashes: np.ndarray, diffs: np.ndarray, matched: np.ndarray, k: int):
-    """The k rows with the smallest hashes, sorted by hash: a mergeable, order-free uniform sample."""
+    """The k rows with the smallest hashes: a mergeable, order-free uniform sample.
+
+    Rows are returned in a canonical order (hash, then content), so equal hashes (a pair id seen twice)
+    cannot make the result depend on the order rows arrived in.
+    """
     if len(hashes) > k:
-        keep = np.argpartition(hashes, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
-        hashes, diffs, matched = hashes[keep], diffs[keep], matched[keep]
-    order = np.argsort(hashes, kind="stable")
+        if k == 0:
+            return hashes[:0], diffs[:0], matched[:0]
+        threshold = np.partition(hashes, k - 1)[k - 1]
+        candidates = np.flatnonzero(hashes <= threshold)  # ties at the threshold all stay candidates
+        hashes, diffs, matched = hashes[candidates], diffs[candidates], matched[candidates]
+    keys = [matched, *diffs.T[::-1], hashes]  # np.lexsort: the last key is the primary one
+    order = np.lexsort(keys)[:k]
     return hashes[order], diffs[order], matched[order]
 
 
