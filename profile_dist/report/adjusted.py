@@ -15,7 +15,7 @@ from profile_dist import schema, storage
 
 KEYS = ("labeler", "setting", "task", "factor")
 # (column, label): each becomes one panel beside plain tau.
-SERIES = (("length_controlled_tau", "length-controlled tau"), ("bt_coef", "Bradley-Terry coefficient (all factors jointly)"))
+SERIES = (("length_controlled_tau", "length-controlled tau"), ("bt_coef", "Bradley-Terry coefficient"))
 
 
 def _clean(value: Any) -> float | None:

@@ -58,7 +58,14 @@
     return a < b ? -1 : a > b ? 1 : 0;
   }
   function clip(str, n) { return str.length > n ? str.slice(0, n - 1) + "\u2026" : str; }
-  function textWidth(str, px) { return str.length * (px || 13) * 0.58; }
+  // Measured with the page's own font (a canvas needs no layout), so labels never run into the plot.
+  var MEASURE = document.createElement("canvas").getContext("2d");
+  var FONT_FAMILY = window.getComputedStyle(document.documentElement).fontFamily;
+  function textWidth(str, px) {
+    if (!MEASURE) return str.length * (px || 13) * 0.62;
+    MEASURE.font = (px || 13) + "px " + FONT_FAMILY;
+    return Math.ceil(MEASURE.measureText(str).width) + 2;
+  }
 
   // ---- colours: ColorBrewer PuOr (colour-blind safe), orange = less, purple = more ----------------
   var PUOR = ["#7f3b08", "#b35806", "#e08214", "#fdb863", "#fee0b6", "#f7f7f7", "#d8daeb", "#b2abd2", "#8073ac", "#542788", "#2d004b"];
@@ -125,7 +132,7 @@
     var x = 0, items = [];
     sources.forEach(function (src) {
       items.push(s("g", { transform: "translate(" + x + ",0)" }, [marker(6, 8, src, true), s("text", { x: 16, y: 12, "font-size": 12 }, [src])]));
-      x += 30 + textWidth(src, 12);
+      x += 34 + textWidth(src, 12);
     });
     items.push(s("g", { transform: "translate(" + x + ",0)" }, [
       s("circle", { cx: 6, cy: 8, r: 4.8, fill: "#fff", stroke: "#555", "stroke-width": 1.6 }),
@@ -230,25 +237,30 @@
       rows.forEach(function (r) { byKey[sourceName(r) + "\u0001" + r.factor] = r; });
       var legend = sourceLegend(sources);
       var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(f, 13); })), plotW = 520, top = 48, rowH = 15;
-      var bandH = sources.length * rowH + 10;
-      var width = Math.max(left + plotW + 30, legend.width), height = top + bandH * factors.length + 8;
+      var defined = {};
+      rows.forEach(function (r) { if (r.tau !== null) defined[r.factor] = true; });
+      var fullH = sources.length * rowH + 10, emptyH = 22, bandTop = {}, y = top;
+      factors.forEach(function (f) { bandTop[f] = y; y += defined[f] ? fullH : emptyH; });
+      var width = Math.max(left + plotW + 60, legend.width), height = y + 8;
       var svg = svgRoot(width, height, "forest", "tau per factor and source, task " + task);
       svg.setAttribute("data-task", task);
       svg.appendChild(legend.node);
       var axis = hAxis(left, plotW, -1, 1, top, height - 6, [-1, -0.5, 0, 0.5, 1]);
       factors.forEach(function (factor, i) {
-        var y0 = top + bandH * i;
+        var y0 = bandTop[factor], bandH = defined[factor] ? fullH : emptyH;
         if (i % 2 === 0) svg.appendChild(s("rect", { x: left, y: y0, width: plotW, height: bandH, fill: "#f4f4f6" }));
-        svg.appendChild(s("text", { x: left - 8, y: y0 + bandH / 2 + 4, "font-size": 13, "text-anchor": "end" }, [factor]));
+        svg.appendChild(s("text", { x: left - 8, y: y0 + bandH / 2 + 4, "font-size": 13, "text-anchor": "end", fill: defined[factor] ? "#1b1b1b" : "#8a8a8a" }, [factor]));
+        if (!defined[factor]) svg.appendChild(s("text", { x: left + 8, y: y0 + bandH / 2 + 4, "font-size": 11, fill: "#6b6b6b" }, ["n/a: no source's pairs tell this factor apart"]));
       });
       svg.appendChild(axis.g);
       factors.forEach(function (factor, i) {
+        if (!defined[factor]) return;
         sources.forEach(function (src, j) {
-          var r = byKey[src + "\u0001" + factor], y = top + bandH * i + 5 + rowH * j + rowH / 2;
+          var r = byKey[src + "\u0001" + factor], y = bandTop[factor] + 5 + rowH * j + rowH / 2;
           if (!r) return;
           var g = s("g", { "class": "forest-point", "data-source": src, "data-factor": factor });
           if (r.tau === null) {
-            g.appendChild(s("text", { x: axis.scale(0) + 6, y: y + 4, "font-size": 10, fill: "#5a5a5a" }, ["n/a (" + src + ")"]));
+            g.appendChild(s("text", { x: left + plotW + 6, y: y + 4, "font-size": 10, fill: "#6b6b6b" }, ["n/a"]));
           } else {
             if (r.ci_low !== null) g.appendChild(s("line", { x1: axis.scale(r.ci_low), x2: axis.scale(r.ci_high), y1: y, y2: y, stroke: SOURCE_COLOR[src], "stroke-width": 2 }));
             g.appendChild(marker(axis.scale(r.tau), y, src, excludesZero(r.ci_low, r.ci_high)));
@@ -400,24 +412,22 @@
           ext = Math.ceil(ext * 4) / 4;
           panels.push({ name: name, rows: rs, lo: -ext, hi: ext });
         });
-        var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(f, 13); })), panelW = 220, gapW = 30, top = 34, rowH = 24;
+        var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(f, 13); })), panelW = 200, gapW = 56, top = 34, rowH = 24;
         var width = left + panels.length * (panelW + gapW) + 40, height = top + rowH * factors.length + 8;
+        var reasons = {};
+        adj.forEach(function (a) { if (a.disagreement) reasons[a.factor] = a.disagreement; });
         var svg = svgRoot(width, height, "adjusted", "Adjusted vs plain effects, " + src + ", task " + task);
         var lookup = panels.map(function (p) { var o = {}; p.rows.forEach(function (r) { o[r.factor] = r; }); return o; });
         factors.forEach(function (factor, i) {
           var y = top + rowH * i, base = lookup[0][factor];
-          var disagree = lookup.slice(1).some(function (o) {
-            var a = o[factor];
-            if (!a || !base || a.value === null || base.value === null) return false;
-            return Math.sign(a.value) !== Math.sign(base.value) || excludesZero(a.ci_low, a.ci_high) !== excludesZero(base.ci_low, base.ci_high);
-          });
-          if (disagree) svg.appendChild(s("rect", { "class": "disagree", x: 0, y: y, width: width, height: rowH, fill: "#fdeede" }));
+          var disagree = !!reasons[factor];
+          if (disagree) svg.appendChild(tip(s("rect", { "class": "disagree", x: 0, y: y, width: width, height: rowH, fill: "#fdeede" }), reasons[factor]));
           svg.appendChild(s("text", { x: left - 8, y: y + rowH / 2 + 4, "font-size": 13, "text-anchor": "end", "font-weight": disagree ? 700 : 400 }, [factor]));
-          if (disagree) svg.appendChild(s("text", { x: width - 30, y: y + rowH / 2 + 4, "font-size": 12, fill: "#b35806" }, ["differs"]));
+          if (disagree) svg.appendChild(s("text", { x: width - 46, y: y + rowH / 2 + 4, "font-size": 12, fill: "#b35806", "font-weight": 700 }, ["\u2260"]));
         });
         panels.forEach(function (p, k) {
           var x0 = left + k * (panelW + gapW);
-          svg.appendChild(s("text", { x: x0 + panelW / 2, y: 12, "font-size": 12, "text-anchor": "middle", "font-weight": 600 }, [clip(p.name, 34)]));
+          svg.appendChild(tip(s("text", { x: x0 + panelW / 2, y: 12, "font-size": 12, "text-anchor": "middle", "font-weight": 600 }, [clip(p.name, 30)]), p.name));
           var axis = hAxis(x0, panelW, p.lo, p.hi, top - 4, height - 4, [p.lo, 0, p.hi]);
           svg.appendChild(axis.g);
           factors.forEach(function (factor, i) {
@@ -428,7 +438,9 @@
           });
         });
         host.appendChild(figure("adjusted-figure", src + " \u00b7 task " + task,
-          "Left: plain tau; right: effects with the other factors held fixed (own scale). Shaded rows: the sign or the significance differs.", svg));
+          "Left: plain tau; right: effects with other factors held fixed, each on its own scale. Shaded rows (\u2260): the reduce found the adjusted and the plain effect disagree.", svg));
+        var flagged = factors.filter(function (f) { return reasons[f]; });
+        if (flagged.length) host.appendChild(h("ul", { "class": "note adjusted-reasons" }, flagged.map(function (f) { return h("li", {}, [f + ": " + reasons[f]]); })));
       });
     });
   }
@@ -459,16 +471,17 @@
           svg.appendChild(tip(s("text", { x: x(i), y: top + plotH + 18, "font-size": 11, "text-anchor": "middle" }, [clip(a.label, 22)]), a.path));
         });
         var ends = [];
-        factors.forEach(function (factor) {
+        factors.forEach(function (factor, fi) {
+          var dx = (fi - (factors.length - 1) / 2) * 3;  // nudge each factor's whiskers apart
           var style = FACTOR_STYLE[factor] || { color: "#555", dash: "" };
           var series = mine.filter(function (p) { return p.factor === factor && p.tau !== null; }).sort(function (a, b) { return a.audit - b.audit; });
           if (!series.length) return;
           var g = s("g", { "class": "drift-line", "data-factor": factor });
-          g.appendChild(s("polyline", { points: series.map(function (p) { return x(p.audit) + "," + y(p.tau); }).join(" "), fill: "none",
+          g.appendChild(s("polyline", { points: series.map(function (p) { return (x(p.audit) + dx) + "," + y(p.tau); }).join(" "), fill: "none",
             stroke: style.color, "stroke-width": 2, "stroke-dasharray": style.dash }));
           series.forEach(function (p) {
-            if (p.ci_low !== null && p.ci_low !== undefined) g.appendChild(s("line", { x1: x(p.audit), x2: x(p.audit), y1: y(p.ci_low), y2: y(p.ci_high), stroke: style.color, "stroke-width": 1, opacity: 0.6 }));
-            g.appendChild(tip(s("circle", { cx: x(p.audit), cy: y(p.tau), r: 3.5, fill: style.color }), factor + " @ " + audits[p.audit].label + ": tau " + fmt(p.tau, 3) + " " + ci(p.ci_low, p.ci_high, 3)));
+            if (p.ci_low !== null && p.ci_low !== undefined) g.appendChild(s("line", { x1: x(p.audit) + dx, x2: x(p.audit) + dx, y1: y(p.ci_low), y2: y(p.ci_high), stroke: style.color, "stroke-width": 1.2, opacity: 0.7 }));
+            g.appendChild(tip(s("circle", { cx: x(p.audit) + dx, cy: y(p.tau), r: 3.5, fill: style.color }), factor + " @ " + audits[p.audit].label + ": tau " + fmt(p.tau, 3) + " " + ci(p.ci_low, p.ci_high, 3)));
           });
           svg.appendChild(g);
           ends.push({ factor: factor, y: y(series[series.length - 1].tau), color: style.color });
