@@ -527,6 +527,21 @@ def list_infos(directory: str, suffix: str = "", *, recursive: bool = False) -> 
     return sorted(found, key=lambda f: f.uri)
 
 
+def list_tree(directory: str) -> list[str]:
+    """Every file under ``directory``, bookkeeping files ('_', '.') included, sorted (for copying trees)."""
+    if scheme(directory) == "s3":
+        store = backend(directory)
+        assert isinstance(store, S3Backend)
+        return sorted(f.uri for f in store._all(directory))
+    root = _local(directory)
+    found = []
+    for current, _, files in os.walk(root):
+        for name in files:
+            rel = os.path.relpath(os.path.join(current, name), root)
+            found.append(join(directory, *rel.split(os.sep)))
+    return sorted(found)
+
+
 def list_dirs(directory: str) -> list[str]:
     """Names of the immediate subdirectories (S3: common prefixes) of ``directory``, sorted."""
     return backend(directory).list_dirs(directory)

@@ -188,8 +188,9 @@ def _free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-def serve(host: str, port: int, access_keys: set[str]) -> ThreadingHTTPServer:
-    """Start moto on a private port and the proxy on ``port`` (0: any free port); returns the proxy."""
+def serve(host: str, port: int, access_keys: set[str], fd: int | None = None) -> ThreadingHTTPServer:
+    """Start moto on a private port and the proxy on ``port`` (0: any free port), or on the already
+    bound and listening socket ``fd`` handed over by the parent; returns the proxy."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -197,7 +198,13 @@ def serve(host: str, port: int, access_keys: set[str]) -> ThreadingHTTPServer:
     moto = ThreadedMotoServer(ip_address=host, port=backend_port, verbose=False)
     moto.start()
     handler = type("Handler", (ProxyHandler,), {"state": ProxyState((host, backend_port), access_keys)})
-    server = ThreadingHTTPServer((host, port), handler)
+    if fd is None:
+        server = ThreadingHTTPServer((host, port), handler)
+    else:
+        server = ThreadingHTTPServer((host, port), handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = socket.socket(fileno=fd)
+        server.server_address = server.socket.getsockname()
     server.daemon_threads = True
     return server
 
@@ -211,8 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--access-key", action="append", default=None, help=f"accepted access key id(s) (default {ACCESS_KEY})")
+    parser.add_argument("--fd", type=int, default=None, help="serve on this inherited, bound and listening socket")
     args = parser.parse_args(argv)
-    server = serve(args.host, args.port, set(args.access_key or [ACCESS_KEY]))
+    server = serve(args.host, args.port, set(args.access_key or [ACCESS_KEY]), args.fd)
     signal.signal(signal.SIGTERM, _interrupt)
     print(f"listening on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
@@ -222,21 +230,39 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def reserve_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A listening loopback socket whose port is ours until an :class:`S3TestServer` serves on it."""
+    sock = socket.socket()
+    sock.bind((host, 0))
+    sock.listen(128)
+    return sock
+
+
+def endpoint_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}"
+
+
 class S3TestServer:
     """The server as a child process, with helpers for tests: credentials, buckets, faults, request log."""
 
-    def __init__(self, *, startup_timeout: float = 30.0):
+    def __init__(self, *, startup_timeout: float = 30.0, listen: socket.socket | None = None):
+        """``listen``: a bound, listening socket to serve on (see :func:`reserve_socket`), so the
+        endpoint can be known, and exported to other processes, before the server starts."""
         self.startup_timeout = startup_timeout
+        self.listen = listen
         self.process: subprocess.Popen | None = None
         self.endpoint = ""
         self.access_key = ACCESS_KEY
         self.secret_key = SECRET_KEY
 
     def start(self) -> "S3TestServer":
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "profile_dist.testing.s3_server", "--port", "0", "--access-key", self.access_key],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        command = [sys.executable, "-m", "profile_dist.testing.s3_server", "--access-key", self.access_key]
+        pass_fds: tuple[int, ...] = ()
+        if self.listen is not None:
+            command += ["--fd", str(self.listen.fileno())]
+            pass_fds = (self.listen.fileno(),)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, pass_fds=pass_fds)
         deadline = time.monotonic() + self.startup_timeout
         assert self.process.stdout is not None
         while time.monotonic() < deadline:
