@@ -16,7 +16,7 @@ import itertools
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Protocol
 
 import numpy as np
@@ -28,7 +28,9 @@ from tqdm import tqdm
 
 from profile_dist import adjusted, schema, stats, storage
 from profile_dist.errors import ConfigError
-from profile_dist.partials import DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_taus, replicate_weights
+from profile_dist.partials import (
+    DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_counts, replicate_taus, replicate_weights,
+)
 from profile_dist.stages.runtime import ensure_ray, unwrap
 
 DEFAULT_LENGTH_FACTOR = "length"
@@ -189,6 +191,8 @@ class Results:
     replicate_tau: dict[GroupKey, np.ndarray]  # [B, F]
     matched_tau: dict[GroupKey, np.ndarray]
     replicate_matched_tau: dict[GroupKey, np.ndarray]
+    weights: np.ndarray | None  # [B, M] replicate weights of the buckets
+    _alignment_cache: dict = field(default_factory=dict)
 
     @classmethod
     def from_partial(cls, merged: Partial, level: float) -> "Results":
@@ -202,7 +206,7 @@ class Results:
             else:
                 empty = np.empty((0, len(merged.config.factors)))
                 reps[key], reps_matched[key] = empty, empty
-        return cls(merged, level, tau, reps, matched, reps_matched)
+        return cls(merged, level, tau, reps, matched, reps_matched, weights)
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -237,9 +241,7 @@ def replicates_table(results: Results) -> pa.Table:
     b = merged.config.n_bootstrap
     if not b:
         return schema.REPLICATES.empty_table()
-    weights = replicate_weights(merged.config)
-    from profile_dist.partials import replicate_counts
-
+    weights = results.weights
     parts = []
     for key, group in sorted(merged.groups.items()):
         counts = replicate_counts(group, weights)  # (B, F, 4)
@@ -265,6 +267,8 @@ def _task_sources(results: Results) -> dict[str, dict[tuple[str, str], GroupKey]
 
 def _alignment_samples(results: Results, x: GroupKey, y: GroupKey, top_k: int) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
     """Point metrics, per-replicate metrics (from the same replicate draws) and the defined-factor count."""
+    if (x, y, top_k) in results._alignment_cache:
+        return results._alignment_cache[(x, y, top_k)]
     tx, ty = results.tau[x], results.tau[y]
     point = stats.alignment_metrics(tx, ty, top_k)
     n_defined = int(np.sum(~(np.isnan(tx) | np.isnan(ty))))
@@ -273,6 +277,7 @@ def _alignment_samples(results: Results, x: GroupKey, y: GroupKey, top_k: int) -
     for r in range(len(rx)):
         for metric, value in stats.alignment_metrics(rx[r], ry[r], top_k).items():
             samples[metric][r] = value
+    results._alignment_cache[(x, y, top_k)] = (point, samples, n_defined)
     return point, samples, n_defined
 
 
