@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from profile_dist import storage
+from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
 from profile_dist.report.replicates import CellKey, interval, load_replicate_taus
 from profile_dist.report.results import load_results
@@ -31,8 +31,8 @@ class Audit:
 def audit_label(path: str) -> str:
     parts = [p for p in path.rstrip("/").replace("\\", "/").split("/") if p]
     if len(parts) >= 2 and parts[-1] == "results":
-        return parts[-2]
-    return parts[-1] if parts else path
+        parts = parts[:-1]
+    return parts[-1].removeprefix("date=") if parts else path  # nightly audits live in date=YYYY-MM-DD/
 
 
 def load_audit(path: str) -> Audit:
@@ -79,3 +79,39 @@ def drift(audits: list[Audit], level: float = 0.95) -> dict[str, Any]:
             })
     return {"audits": [{"label": label, "path": a.path} for label, a in zip(labels, audits)], "points": points, "changes": changes}
 
+
+
+def _table_rows(results_dir: str, name: str) -> list[dict[str, Any]] | None:
+    table_schema = getattr(schema, name.upper(), None)
+    path = storage.join(results_dir, f"{name}.parquet")
+    if table_schema is None or not storage.exists(path):
+        return None
+    return storage.read_parquet(path, table_schema).to_pylist()
+
+
+def audit_drift(results_dir: str, history: list[str] | None, level: float = 0.95) -> dict[str, Any] | None:
+    """Drift for the page: from --history audits, and/or the audit's own drift tables (the nightly audit
+    writes drift_influence.parquet and drift_alignment.parquet beside its results; those are the reference
+    for the change since the previous audit when present). None when there is neither."""
+    changes_table = _table_rows(results_dir, "drift_influence")
+    alignment_table = _table_rows(results_dir, "drift_alignment")
+    if history:
+        current = load_audit(results_dir)
+        current.label = "this audit"
+        out = drift([load_audit(path) for path in history] + [current], level)
+    elif changes_table:
+        keys = ("labeler", "setting", "task", "factor")
+        points = [{"audit": i, **{k: r[k] for k in keys}, "tau": r[column], "ci_low": None, "ci_high": None}
+                  for r in changes_table for i, column in enumerate(("tau_previous", "tau_current"))]
+        out = {"audits": [{"label": "previous audit", "path": ""}, {"label": "this audit", "path": results_dir}], "points": points, "changes": []}
+    else:
+        return None
+    if changes_table is not None:
+        out["changes"] = [
+            {"labeler": r["labeler"], "setting": r["setting"], "task": r["task"], "factor": r["factor"], "before": r["tau_previous"],
+             "after": r["tau_current"], "delta": r["change"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+             "significant": r["significant"] if r["n_replicates"] else None}
+            for r in changes_table if r["change"] is not None
+        ]
+    out["alignment_changes"] = alignment_table or []
+    return out

@@ -22,7 +22,7 @@ import numpy as np
 
 from profile_dist import storage
 from profile_dist.report.adjusted import load_adjusted, load_gap
-from profile_dist.report.drift import drift, load_audit
+from profile_dist.report.drift import audit_drift
 from profile_dist.report.examples import deciding_pairs
 from profile_dist.report.gaps import from_gap_table, generation_gaps
 from profile_dist.report.markdown import source_label
@@ -94,14 +94,10 @@ def page_data(
         "top_cells": _top_cells(strongest or []),
         "gaps": gaps,
         "adjusted": load_adjusted(results_dir),
-        "drift": None,
+        "drift": audit_drift(results_dir, history, level),
         "examples": examples.pairs,
         "examples_note": examples.note,
     }
-    if history:
-        current = load_audit(results_dir)
-        current.label = "this audit"
-        data["drift"] = drift([load_audit(path) for path in history] + [current], level)
     return data
 
 

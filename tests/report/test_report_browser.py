@@ -208,6 +208,13 @@ def planted_results(tmp_path_factory) -> Path:
     shutil.copy(results / "replicates.parquet", earlier / "replicates.parquet")
     shifted = [{**r, "tau": None if r["tau"] is None else max(-1.0, r["tau"] - 0.2)} for r in influence]
     pq.write_table(pa.Table.from_pylist(shifted, schema=schema.INFLUENCE), earlier / "influence.parquet")
+    # The nightly audit's alignment change table, as it writes it beside the results.
+    alignment = pl.read_parquet(results / "alignment.parquet").to_dicts()
+    changes = [{"task": a["task"], "source_x": a["source_x"], "source_y": a["source_y"], "metric": a["metric"], "value_previous": 0.0,
+                "value_current": a["value"], "change": a["value"], "ci_low": a["ci_low"], "ci_high": a["ci_high"],
+                "significant": bool(a["ci_low"] is not None and (a["ci_low"] > 0 or a["ci_high"] < 0)), "drop": None if a["value"] is None else -a["value"],
+                "n_replicates": 50} for a in alignment]
+    pq.write_table(pa.Table.from_pylist(changes, schema=schema.DRIFT_ALIGNMENT), results / "drift_alignment.parquet")
     build_report(str(results), history=[str(earlier)])
     return results
 
@@ -238,6 +245,9 @@ def test_planted_script_stays_text_and_every_section_renders(browser, planted_re
         browser.js("return Array.from(document.querySelectorAll('svg.adjusted text')).some(t => t.textContent === 'novel_words')")
     rows = browser.driver.find_elements(By.CSS_SELECTOR, "table.drift-changes tr")
     assert len(rows) - 1 == len(data["drift"]["changes"]) > 0
+    shown_alignment = browser.driver.find_elements(By.CSS_SELECTOR, "table.drift-alignment tr")
+    spearman = [a for a in data["drift"]["alignment_changes"] if a["metric"] == "spearman_rho" and a["change"] is not None]
+    assert len(shown_alignment) - 1 == len(spearman) > 0
     assert "m1" in browser.driver.find_element(By.CSS_SELECTOR, "#gap-plots").text
     browser.screenshot("report-planted-clicked")
     assert not severe(browser.console())

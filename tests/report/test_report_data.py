@@ -17,7 +17,7 @@ from profile_dist.cli import main
 from profile_dist.errors import ConfigError
 from profile_dist.report import build_report
 from profile_dist.report.adjusted import load_adjusted, load_gap
-from profile_dist.report.drift import audit_label, drift, load_audit
+from profile_dist.report.drift import audit_drift, audit_label, drift, load_audit
 from profile_dist.report.examples import deciding_pairs
 from profile_dist.report.gaps import generation_gaps
 from profile_dist.report.html import script_json
@@ -236,3 +236,28 @@ def test_build_report_writes_html_and_cli_history(tmp_path, capsys):
     (change,) = data["drift"]["changes"]
     assert change["delta"] == pytest.approx(0.5) and change["significant"] is None  # no replicates: no CI claimed
 
+
+
+def test_the_audits_own_drift_tables_are_the_reference(tmp_path):
+    results = write_results(tmp_path / "date=2026-11-27", [influence_row("human", "human", "helpful", "length", 30, 10, ci=(0.2, 0.7))])
+    rows = [
+        {"labeler": "human", "setting": "human", "task": "helpful", "factor": "length", "tau_previous": 0.1, "tau_current": 0.5,
+         "change": 0.4, "ci_low": 0.1, "ci_high": 0.7, "significant": True, "n_replicates": 50},
+        {"labeler": "human", "setting": "human", "task": "helpful", "factor": "bold", "tau_previous": None, "tau_current": 0.2,
+         "change": None, "ci_low": None, "ci_high": None, "significant": False, "n_replicates": 0},
+    ]
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema.DRIFT_INFLUENCE), results / "drift_influence.parquet")
+    alignment = [{"task": "helpful", "source_x": "a/evaluation", "source_y": "human/human", "metric": "spearman_rho", "value_previous": 0.5,
+                  "value_current": 0.1, "change": -0.4, "ci_low": -0.7, "ci_high": -0.1, "significant": True, "drop": 0.4, "n_replicates": 50}]
+    pq.write_table(pa.Table.from_pylist(alignment, schema=schema.DRIFT_ALIGNMENT), results / "drift_alignment.parquet")
+    alone = audit_drift(str(results), None)
+    assert [a["label"] for a in alone["audits"]] == ["previous audit", "this audit"]
+    assert [(p["factor"], p["audit"], p["tau"]) for p in alone["points"]] == [("length", 0, 0.1), ("length", 1, 0.5), ("bold", 0, None), ("bold", 1, 0.2)]
+    assert alone["changes"] == [{"labeler": "human", "setting": "human", "task": "helpful", "factor": "length", "before": 0.1, "after": 0.5,
+                                 "delta": 0.4, "ci_low": 0.1, "ci_high": 0.7, "significant": True}]
+    assert alone["alignment_changes"] == alignment
+    earlier = write_results(tmp_path / "date=2026-11-26", [influence_row("human", "human", "helpful", "length", 20, 20)])
+    with_history = audit_drift(str(results), [str(earlier)])
+    assert [a["label"] for a in with_history["audits"]] == ["2026-11-26", "this audit"]
+    assert with_history["changes"] == alone["changes"]  # the audit's table, not a recomputation
+    assert audit_drift(str(earlier), None) is None

@@ -506,6 +506,21 @@
       host.appendChild(h("h3", {}, ["Changes since the previous audit (largest first)"]));
       host.appendChild(table);
     }
+    var metric = state.metric;
+    var aligned = (DATA.drift.alignment_changes || []).filter(function (a) {
+      return a.metric === metric && (!state.task || a.task === state.task) && visible(a.source_x) && visible(a.source_y) && a.change !== null;
+    });
+    if (aligned.length) {
+      var t2 = h("table", { "class": "data drift-alignment" }, [h("tr", {}, ["task", "sources", "previous", "now", "change [CI]", "agreement"].map(function (c) { return h("th", {}, [c]); }))]);
+      aligned.forEach(function (a) {
+        t2.appendChild(h("tr", {}, [h("td", {}, [a.task]), h("td", {}, [a.source_x + " vs " + a.source_y]),
+          h("td", { "class": "num" }, [fmt(a.value_previous)]), h("td", { "class": "num" }, [fmt(a.value_current)]),
+          h("td", { "class": "num" + (a.significant ? " sig-yes" : "") }, [fmt(a.change) + " " + ci(a.ci_low, a.ci_high)]),
+          h("td", {}, [a.drop === null ? "" : a.significant ? (a.drop > 0 ? "dropped" : "rose") : "no clear change"])]));
+      });
+      host.appendChild(h("h3", {}, ["Alignment since the previous audit \u00b7 " + METRICS[metric].label]));
+      host.appendChild(t2);
+    }
   }
 
   // ---- 6. deciding pairs --------------------------------------------------------------------------------
@@ -585,7 +600,7 @@
     sortSelect.addEventListener("change", function () { state.sort = sortSelect.value; renderAll(); });
     nav.appendChild(h("div", { "class": "group" }, [h("label", { "for": "factor-sort" }, ["Sort factors "]), sortSelect]));
     var metricSelect = h("select", { id: "alignment-metric" }, Object.keys(METRICS).map(function (k) { return h("option", { value: k }, [METRICS[k].label]); }));
-    metricSelect.addEventListener("change", function () { state.metric = metricSelect.value; renderAlignment(); renderGaps(); });
+    metricSelect.addEventListener("change", function () { state.metric = metricSelect.value; renderAlignment(); renderGaps(); renderDrift(); });
     nav.appendChild(h("div", { "class": "group" }, [h("label", { "for": "alignment-metric" }, ["Alignment metric "]), metricSelect]));
   }
 
