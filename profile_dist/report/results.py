@@ -19,7 +19,8 @@ def load_results(results_dir: str) -> dict[str, Any]:
     influence_path = storage.join(results_dir, "influence.parquet")
     if not storage.exists(influence_path):
         raise ConfigError(f"{results_dir}: no influence.parquet; is this the output directory of `profile-dist reduce`?")
-    tables = {"influence": schema.INFLUENCE, "alignment": schema.ALIGNMENT, "skipped": schema.SKIPPED}
+    tables = {"influence": schema.INFLUENCE, "alignment": schema.ALIGNMENT, "skipped": schema.SKIPPED,
+              "adjusted": schema.ADJUSTED, "gap": schema.GAP}  # adjusted and gap: absent before the reduce wrote them
     results: dict[str, Any] = {}
     for name, table_schema in tables.items():
         path = storage.join(results_dir, f"{name}.parquet")
