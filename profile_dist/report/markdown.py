@@ -57,6 +57,7 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
                 ci = f" [{_fmt(a['ci_low'], 2)}, {_fmt(a['ci_high'], 2)}]" if a["ci_low"] is not None else ""
                 lines.append(f"| {a['source_x']} | {a['source_y']} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
             lines.append("")
+    lines += adjusted_section(results.get("adjusted") or [])
     skipped = results["skipped"]
     lines += ["## Rows left out", ""]
     if skipped:
@@ -71,3 +72,40 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
         lines += ["", "Ingest notes (rows used as described):", ""] + [f"- {n} row(s): {note}" for note, n in sorted(notes.items())]
     lines.append("")
     return "\n".join(lines)
+
+
+ADJUSTED_EXPLAINED = (
+    "tau looks at one factor at a time, so a factor that travels with length inherits length's influence. "
+    "Length-controlled tau: tau over the pairs whose responses are within 10% of each other's length. "
+    "Bradley-Terry: the log-odds of preference per typical (root-mean-square) difference of the factor, "
+    "with every other factor held fixed (penalised logistic model; Wald 95% interval)."
+)
+
+
+def _interval(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if low is None:
+        return _fmt(value)
+    return f"{_fmt(value)} [{_fmt(low, 2)}, {_fmt(high, 2)}]"
+
+
+def adjusted_section(adjusted: list[dict[str, Any]]) -> list[str]:
+    """Where the adjusted and the plain effect disagree, per task; nothing when the reduce wrote no adjusted table."""
+    if not adjusted:
+        return []
+    lines = ["## Adjusted vs plain effects", "", ADJUSTED_EXPLAINED, ""]
+    disagreeing = [r for r in adjusted if r["disagreement"]]
+    if not disagreeing:
+        return lines + ["The adjusted effects agree with the plain taus everywhere.", ""]
+    lines += [
+        "| task | source | factor | tau | length-controlled tau | Bradley-Terry | why they differ |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(disagreeing, key=lambda r: (r["task"], source_label(r), r["factor"])):
+        lines.append(
+            f"| {r['task']} | {source_label(r)} | {r['factor']} | {_interval(r['tau'], r['tau_ci_low'], r['tau_ci_high'])} | "
+            f"{_interval(r['length_controlled_tau'], r['length_controlled_tau_ci_low'], r['length_controlled_tau_ci_high'])} | "
+            f"{_interval(r['bt_coef'], r['bt_coef_ci_low'], r['bt_coef_ci_high'])} | {r['disagreement']} |"
+        )
+    return lines + [""]

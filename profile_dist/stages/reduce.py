@@ -318,8 +318,11 @@ def gap_table(results: Results, top_k: int = 3) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema.GAP)
 
 
-def disagreement(tau: tuple[float | None, float | None, float | None], adjusted_effect: tuple[float | None, float | None, float | None], label: str) -> str:
-    """Why an adjusted effect and the plain tau tell different stories, or "" if they do not."""
+def disagreement(tau: tuple[float | None, float | None, float | None], adjusted_effect: tuple[float | None, float | None, float | None], held_fixed: str) -> str:
+    """Why an adjusted effect and the plain tau tell different stories, or "" if they do not.
+
+    Each effect is read as -, 0 or + (0: its interval contains zero); they disagree when those differ.
+    """
     def direction(value, low, high):
         if value is None:
             return None
@@ -331,10 +334,10 @@ def disagreement(tau: tuple[float | None, float | None, float | None], adjusted_
     if plain is None or adj is None or plain == adj:
         return ""
     if plain != 0 and adj != 0:
-        return f"sign flips once other factors are held fixed ({label})"
+        return f"sign flips once {held_fixed}"
     if adj == 0:
-        return f"plain effect vanishes once other factors are held fixed ({label})"
-    return f"effect appears only once other factors are held fixed ({label})"
+        return f"no longer distinguishable from zero once {held_fixed}"
+    return f"significant only once {held_fixed}"
 
 
 def adjusted_table(results: Results, *, penalty: float, length_factor: str = DEFAULT_LENGTH_FACTOR) -> pa.Table:
@@ -350,9 +353,9 @@ def adjusted_table(results: Results, *, penalty: float, length_factor: str = DEF
             lc_low, lc_high = results.interval(results.replicate_matched_tau[key][:, f])
             coef = _none_if_nan(effects.coef[position])
             b_low, b_high = _none_if_nan(effects.ci_low[position]), _none_if_nan(effects.ci_high[position])
-            reasons = [disagreement((tau, t_low, t_high), (coef, b_low, b_high), "Bradley-Terry")]
+            reasons = [disagreement((tau, t_low, t_high), (coef, b_low, b_high), "the other factors are held fixed (Bradley-Terry)")]
             if factors[f] != length_factor:
-                reasons.append(disagreement((tau, t_low, t_high), (lc, lc_low, lc_high), "length-matched pairs"))
+                reasons.append(disagreement((tau, t_low, t_high), (lc, lc_low, lc_high), "length is held fixed (length-matched pairs)"))
             rows.append({
                 "labeler": key[0], "setting": key[1], "task": key[2], "factor": factors[f],
                 "tau": tau, "tau_ci_low": t_low, "tau_ci_high": t_high,
