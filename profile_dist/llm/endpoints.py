@@ -109,6 +109,9 @@ class Endpoint:
     def from_dict(cls, name: str, raw: dict[str, Any]) -> "Endpoint":
         if not isinstance(raw, dict):
             raise EndpointConfigError(f"endpoint {name!r}: expected a mapping, got {type(raw).__name__}")
+        if "api_key" in raw or "api_key" in (raw.get("price_per_1k") or {}):
+            raise EndpointConfigError(f"endpoint {name!r}: put the key in an environment variable named by "
+                                      "api_key_env, not in the file")
         known = {f.name for f in fields(cls)} - {"name"}
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -118,8 +121,6 @@ class Endpoint:
             raise EndpointConfigError(f"endpoint {name!r}: missing {missing}")
         args = dict(raw)
         price = args.pop("price_per_1k", None) or {}
-        if "api_key" in price or "api_key" in args:
-            raise EndpointConfigError(f"endpoint {name!r}: put the key in an environment variable")
         try:
             args["price_per_1k"] = Price(**price)
         except TypeError as exc:

@@ -237,12 +237,16 @@ class ChatLogic:
         self.log: list[dict[str, Any]] = []
         self.tokens_total = 0
 
-    def _record(self, now: float, key: str | None, status: str, fault: str | None = None) -> None:
+    def _record(self, now: float, key: str | None, status: str, fault: str | None = None,
+                messages: list[dict[str, Any]] | None = None) -> None:
         self.by_status[status] += 1
         if status == "200" and key is not None:
             self.ok_per_key[key] += 1
         if len(self.log) < self.cfg.log_limit:
-            self.log.append({"t": now, "key": key, "status": status, "fault": fault})
+            last = messages[-1].get("content") if messages else None
+            self.log.append({"t": now, "key": key, "status": status, "fault": fault,
+                             "n_messages": len(messages) if messages else None,
+                             "last_message": last[:300] if isinstance(last, str) else None})
 
     def handle(self, now: float, auth: str | None, body: bytes) -> _Reply:
         cfg = self.cfg
@@ -270,7 +274,7 @@ class ChatLogic:
         key = request_key(model, messages)
         prompt_tokens = 2 + sum(4 + count_tokens(str(m.get("content", ""))) for m in messages)
         if cfg.max_context_tokens is not None and prompt_tokens > cfg.max_context_tokens:
-            self._record(now, key, "400")
+            self._record(now, key, "400", messages=messages)
             return _error(400, f"This model's maximum context length is {cfg.max_context_tokens} tokens; "
                           f"your messages resulted in {prompt_tokens} tokens.", "context_length_exceeded")
 
@@ -279,7 +283,7 @@ class ChatLogic:
         completion_tokens = count_tokens(content)
         wait = self.limits.admit(now, prompt_tokens + completion_tokens)
         if wait > 0:
-            self._record(now, key, "429")
+            self._record(now, key, "429", messages=messages)
             headers = {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(math.ceil(wait * 1000))}
             headers.update(self.limits.headers(cfg, now))
             return _error(429, f"Rate limit reached for {model}; please try again in {wait:.3f}s.",
@@ -291,22 +295,22 @@ class ChatLogic:
         lo, hi = cfg.latency_ms
         delay = (lo + (hi - lo) * _uniform(cfg.seed, key, n, "latency")) / 1000.0
         if u < cfg.timeout_rate:
-            self._record(now, key, "hang", "timeout")
+            self._record(now, key, "hang", "timeout", messages)
             return _Reply(0, hang=True)
         u -= cfg.timeout_rate
         if u < cfg.error_rate:
             status = (500, 502, 503)[int(_uniform(cfg.seed, key, n, "status") * 3)]
-            self._record(now, key, str(status), "5xx")
+            self._record(now, key, str(status), "5xx", messages)
             reply = _error(status, "The server had an error while processing your request.", "server_error",
                            "server_error", **headers)
             reply.delay = delay
             return reply
         u -= cfg.error_rate
         if u < cfg.disconnect_rate:
-            self._record(now, key, "disconnect", "disconnect")
+            self._record(now, key, "disconnect", "disconnect", messages)
             return _Reply(0, disconnect=True, delay=delay)
         self.tokens_total += prompt_tokens + completion_tokens
-        self._record(now, key, "200", fault)
+        self._record(now, key, "200", fault, messages)
         body_out = {
             "id": f"chatcmpl-{key}-{n}",
             "object": "chat.completion",
@@ -405,7 +409,10 @@ class LLMTestServer:
             ready.set()
             self._loop.run_forever()
             self._server.close()
-            self._loop.run_until_complete(self._server.wait_closed())
+            pending = asyncio.all_tasks(self._loop)  # hung or slow replies still sleeping
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
         self._thread = threading.Thread(target=run, name="llm-test-server", daemon=True)
@@ -511,6 +518,59 @@ class LLMTestServer:
                 return _error(400, str(exc), "bad_config")
             return _Reply(200, {"ok": True, "config": dataclasses.asdict(self.config)})
         return _error(404, f"no route for {method} {path}", "not_found")
+
+
+class ServerProcess:
+    """The server as a child process (what tests and benchmarks use: its own CPU, its own GIL), driven over
+    HTTP. ``ServerProcess(["--rpm", "600"])`` starts it on a free loopback port and waits until it listens."""
+
+    def __init__(self, args: list[str] | None = None, host: str = "127.0.0.1") -> None:
+        import subprocess
+        import sys
+
+        cmd = [sys.executable, "-m", "profile_dist.testing.llm_server", "--host", host, "--port", "0", *(args or [])]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"llm test server did not start: {line!r}")
+        self.base_url = line.split()[-1]
+        self.root = self.base_url.removesuffix("/v1")
+
+    def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
+        import urllib.request
+
+        data = json.dumps(payload).encode() if payload is not None else None
+        req = urllib.request.Request(self.root + path, data=data, method=method,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/_stats")
+
+    def log(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/_log")["log"]
+
+    def reset(self) -> None:
+        self._call("POST", "/_reset", {})
+
+    def configure(self, **changes: Any) -> None:
+        self._call("POST", "/_config", changes)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def _parse_args(argv: list[str] | None) -> tuple[ServerConfig, str, int]:
