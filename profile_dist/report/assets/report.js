@@ -146,7 +146,7 @@
     var g = s("g", { "class": "axis" });
     ticks.forEach(function (t) {
       g.appendChild(s("line", { x1: scale(t), x2: scale(t), y1: top, y2: bottom, "class": t === 0 ? "zero" : "grid" }));
-      g.appendChild(s("text", { x: scale(t), y: top - 4, "font-size": 11, "text-anchor": "middle", fill: "#5a5a5a" }, [t === 0 ? "0" : fmt(t, Math.abs(t) < 1 && t * 4 % 1 ? 2 : 1)]));
+      g.appendChild(s("text", { x: scale(t), y: top - 4, "font-size": 11, "text-anchor": "middle", fill: "#5a5a5a" }, [t === 0 ? "0" : fmt(t, Math.abs(t * 2) % 1 ? 2 : 1)]));
     });
     return { g: g, scale: scale };
   }
