@@ -177,6 +177,12 @@ def planted_rows() -> list[dict]:
             label = "a" if rng.random() < 1 / (1 + math.exp(-margin)) else "b"
             rows.append({"prompt": f"How about {topic} <b>now</b> & <!-- then -->?", "response_a": a, "response_b": b, "label": label,
                          "labeler": labeler, "setting": setting, "task": "helpful"})
+    # A second task, so the task filter has something to filter.
+    for i in range(30):
+        (a, sa), (b, sb) = response(f"post{i}"), response(f"post{i}")
+        for labeler, setting in (("human", "human"), ("m1", "evaluation")):
+            rows.append({"prompt": f"Summarise post{i}", "response_a": a, "response_b": b, "task": "summarization",
+                         "label": "a" if sa["words"] < sb["words"] else "b", "labeler": labeler, "setting": setting})
     # The planted response is the longest of all, preferred by m1 as judge: it tops m1's length cell.
     rows.append({"prompt": "Planted <script>alert('prompt')</script>", "response_a": PLANTED + " filler" * 200,
                  "response_b": "short", "label": "a", "labeler": "m1", "setting": "evaluation", "task": "helpful"})
@@ -229,6 +235,13 @@ def test_planted_script_stays_text_and_every_section_renders(browser, planted_re
     header = browser.driver.find_element(By.CSS_SELECTOR, "header.page p.meta")
     assert f"{EVIL_LABELER}/evaluation" in header.text and not header.find_elements(By.TAG_NAME, "em")
     assert browser.js("return Array.from(document.querySelectorAll('svg.heatmap title')).some(t => t.textContent === arguments[0])", f"{EVIL_LABELER}/evaluation")
+
+    # The task filter: one task's plots only, then all again.
+    assert browser.js("return document.querySelectorAll('svg.heatmap').length") == 2
+    browser.js("const s = document.getElementById('task-filter'); s.value = 'summarization'; s.dispatchEvent(new Event('change'))")
+    assert browser.js("return Array.from(document.querySelectorAll('svg.heatmap, svg.forest, svg.alignment')).map(e => e.getAttribute('data-task'))") == ["summarization"] * 3
+    browser.js("const s = document.getElementById('task-filter'); s.value = ''; s.dispatchEvent(new Event('change'))")
+    assert browser.js("return document.querySelectorAll('svg.heatmap').length") == 2
 
     shown = click_cell(browser, data, "m1", "evaluation", "length")
     preferred = shown[0].find_element(By.CSS_SELECTOR, ".preferred pre.response")
