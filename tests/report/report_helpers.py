@@ -48,6 +48,7 @@ class Browser:
         ARTIFACTS.mkdir(exist_ok=True)
         height = int(self.js("return Math.ceil(document.documentElement.scrollHeight)"))
         self.driver.set_window_size(1280, min(max(height, 900), 16000))
+        self.js("window.scrollTo(0, 0)")
         path = ARTIFACTS / f"{name}.png"
         assert self.driver.save_screenshot(str(path)), f"screenshot {path} failed"
         self.driver.set_window_size(1280, 900)
