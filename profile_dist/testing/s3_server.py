@@ -9,7 +9,9 @@ is patched in-process. The proxy in front of moto adds what moto lacks:
 - fault injection: ``POST /_proxy/faults`` with rules such as
   ``{"method": "PUT", "path": "/annotations/", "after": 3, "status": 503}`` makes matching requests
   fail once ``after`` of them went through (a store going down mid-run); ``DELETE`` clears them;
-- a request log: ``GET /_proxy/requests`` (method, path, status of every request), ``DELETE`` resets it.
+- a request log: ``GET /_proxy/requests`` (method, path, status of every request), ``DELETE`` resets it;
+- bulk setup: ``POST /_proxy/seed`` creates many objects directly in moto's store (thousands of PUTs
+  over HTTP would take tens of seconds; the code under test still reads them over HTTP).
 
 Bucket names cannot start with ``_``, so the ``/_proxy/`` paths never collide with S3 requests.
 
@@ -90,6 +92,19 @@ def _error_xml(code: str, message: str, resource: str) -> bytes:
     ).encode()
 
 
+def _seed(request: dict[str, Any]) -> int:
+    """Create many small objects at once, straight in moto's store (test setup only: thousands of PUTs
+    over HTTP take tens of seconds, and the code under test only ever reads them over HTTP)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    store = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    body = request.get("body", "").encode()
+    for key in request["keys"]:
+        store.put_object(request["bucket"], key, body)
+    return len(request["keys"])
+
+
 class ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: ProxyState  # set on the subclass made by serve()
@@ -135,6 +150,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 result = list(state.requests)
             elif path == CONTROL_PREFIX + "requests" and method == "DELETE":
                 state.requests, result = [], []
+            elif path == CONTROL_PREFIX + "seed" and method == "POST":
+                result = {"seeded": _seed(json.loads(body))}
             elif path == CONTROL_PREFIX + "health":
                 result = {"ok": True}
             else:
@@ -327,6 +344,10 @@ class S3TestServer:
         if response.status != 200:
             raise RuntimeError(f"{method} {CONTROL_PREFIX}{name}: HTTP {response.status} {data[:200]!r}")
         return json.loads(data)
+
+    def seed(self, bucket: str, keys: list[str], body: str = "x") -> int:
+        """Create ``keys`` in ``bucket`` (a bucket name) directly in the server's store: fast test setup."""
+        return self._control("POST", "seed", {"bucket": bucket, "keys": keys, "body": body})["seeded"]
 
     def set_faults(self, *faults: dict[str, Any]) -> list[dict[str, Any]]:
         return self._control("POST", "faults", list(faults))
