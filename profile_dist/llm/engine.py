@@ -21,9 +21,10 @@ What a run does:
   re-asks, length, refusals, 400s) are cached too; transport failures are not (``retry_failed=True``
   also re-asks the cached failures);
 - refuses to start if the projected spend of what is left exceeds ``max_cost`` (BudgetExceededError,
-  nothing sent), and otherwise reserves each batch's estimated cost before dispatching it, so it stops
-  cleanly (in-flight requests finish and are stored; BudgetExceededError carries the partial results)
-  before the budget would be exceeded;
+  nothing sent), and otherwise reserves each batch's worst-case cost (every re-ask used) before
+  dispatching it, so it stops cleanly (in-flight requests finish and are stored; BudgetExceededError
+  carries the partial results as ``.results``) before the budget would be exceeded. Token counts are the
+  pre-send estimates (:mod:`profile_dist.llm.tokens`), which overestimate English by about a third;
 - hands batches to the worker actors (:mod:`profile_dist.llm.worker`; all share the endpoint's limiter,
   :mod:`profile_dist.llm.limiter`) and stores each reply in the cache the moment it comes back, so a driver
   killed with SIGKILL and rerun pays again for at most the requests dispatched and not yet returned
@@ -203,7 +204,7 @@ class LLMEngine:
                 return None
             batch = batches[0]
             if self.max_cost is not None:
-                need = {w["i"]: cost_model.cost(reqs[w["i"]]) for w in batch}
+                need = {w["i"]: cost_model.worst_cost(reqs[w["i"]]) for w in batch}
                 if self.spent + sum(reserved.values()) + sum(need.values()) > self.max_cost:
                     stats.stopped = "max_cost"
                     return None

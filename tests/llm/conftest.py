@@ -7,11 +7,9 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from profile_dist.llm.endpoints import Endpoint, Price
-from profile_dist.testing.llm_server import ServerProcess
+from llm_helpers import KEY, KEY_ENV
 
-KEY_ENV = "PROFILE_TEST_LLM_KEY"
-KEY = "sk-test-0123456789abcdef"
+from profile_dist.testing.llm_server import ServerProcess
 
 
 @pytest.fixture(scope="session")
@@ -46,14 +44,6 @@ def llm_server() -> Iterator[Callable[..., ServerProcess]]:
 def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(KEY_ENV, KEY)
     return KEY
-
-
-def endpoint_for(server: ServerProcess, **overrides: Any) -> Endpoint:
-    settings: dict[str, Any] = dict(name="judge", base_url=server.base_url, model="test-judge", api_key_env=KEY_ENV,
-                                    max_concurrency=8, price_per_1k=Price(input=0.01, output=0.03),
-                                    backoff_base_s=0.02, backoff_max_s=0.5, timeout_s=5.0)
-    settings.update(overrides)
-    return Endpoint(**settings)
 
 
 @pytest.fixture
