@@ -67,9 +67,8 @@ def synth_shard(seed: int, index: int, n_pairs: int, missing_rate: float = 0.005
     scale = np.array([120, 3, 0.15, 1.6, 1.6, 1.6, 1.6, 1, 2.5, 1])
     margin = np.einsum("nf,nf->n", (a - b) / scale, WEIGHTS[labeler])
     a_preferred = rng.random(n_pairs, dtype=np.float32) < 1 / (1 + np.exp(-margin.astype(np.float32)))
-    missing = rng.random((n_pairs, len(FACTORS)), dtype=np.float32) < missing_rate
-    missing[:, 0] = False  # length is always known (a rule factor)
-    a[missing] = np.nan
+    cells = rng.integers(0, n_pairs * len(FACTORS), rng.binomial(n_pairs * len(FACTORS), missing_rate))
+    a.reshape(-1)[cells[cells % len(FACTORS) != 0]] = np.nan  # length (column 0) is always known: a rule factor
     return {"pair_id": ids, "labeler": labeler, "a": a, "b": b, "a_preferred": a_preferred}
 
 
