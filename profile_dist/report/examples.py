@@ -96,7 +96,7 @@ def _texts(dirs: list[str], table: str, id_column: str, ids: list[str], table_sc
 
 
 def _clip(text: str | None, max_chars: int) -> dict[str, Any]:
-    text = text or ""
+    text = (text or "").strip()  # dialogue prompts start with blank lines that would show as an empty box
     return {"text": text[:max_chars], "chars": len(text), "truncated": len(text) > max_chars}
 
 

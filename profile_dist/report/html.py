@@ -75,6 +75,8 @@ def page_data(
     results: dict[str, Any], results_dir: str, *, history: list[str] | None = None, strongest: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, as plain JSON-able structures."""
+    from profile_dist.report.build import MIN_DECIDED_PAIRS as min_decided_pairs  # build imports this module
+
     manifest = results.get("reduce") or {}
     level = float(manifest.get("confidence_level") or 0.95)
     replicate_taus = load_replicate_taus(results_dir)
@@ -86,7 +88,7 @@ def page_data(
     data: dict[str, Any] = {
         "meta": {
             "results_dir": results_dir, "confidence_level": level, "n_bootstrap": manifest.get("n_bootstrap"),
-            "factors": manifest.get("factors"),
+            "factors": manifest.get("factors"), "min_decided_pairs": min_decided_pairs,
         },
         "influence": results["influence"],
         "alignment": results["alignment"],

@@ -106,7 +106,7 @@ def test_deciding_pairs_are_the_largest_margins_in_taus_direction(tmp_path):
     for labeler, factor, pair_id, preferred, vp, vo in expected:
         shown = by_pair[(labeler, factor, pair_id)]
         assert (shown["preferred"]["value"], shown["other"]["value"]) == (vp, vo)
-        full = text[preferred]
+        full = text[preferred].strip()  # shown without surrounding blank space
         assert shown["preferred"]["text"] == full[:60]
         assert shown["preferred"]["truncated"] == (len(full) > 60) and shown["preferred"]["chars"] == len(full)
         assert shown["prompt"]["text"].startswith("prompt <")

@@ -7,6 +7,9 @@
   var DATA = JSON.parse(document.getElementById("report-data").textContent);
   var SVGNS = "http://www.w3.org/2000/svg";
   var LEVEL = Math.round(100 * ((DATA.meta && DATA.meta.confidence_level) || 0.95));
+  // Below this many pairs that tell a factor apart, a tau (and its interval) is too coarse to read as a finding.
+  var MIN_DECIDED = (DATA.meta && DATA.meta.min_decided_pairs) || 0;
+  function fewPairs(r) { return r.tau !== null && r.n_concordant + r.n_discordant < MIN_DECIDED; }
 
   // ---- small DOM helpers -------------------------------------------------------------------------
   function append(node, children) {
@@ -93,7 +96,7 @@
   var FACTORS = unique(DATA.influence.map(function (r) { return r.factor; })).sort();
   var state = { task: "", hidden: {}, sort: "name", metric: "spearman_rho", selected: null };
   var TAU_MAX = Math.max(0.25, Math.ceil(4 * Math.max.apply(null, [0].concat(DATA.influence.map(function (r) {
-    return r.tau === null ? 0 : Math.abs(r.tau); })))) / 4);
+    return r.tau === null || fewPairs(r) ? 0 : Math.abs(r.tau); })))) / 4);
   var SOURCE_COLOR = {}, SOURCE_SHAPE = {};
   SOURCES.forEach(function (src, i) {
     SOURCE_COLOR[src] = CATEGORICAL[i % CATEGORICAL.length];
@@ -187,7 +190,8 @@
             svg.appendChild(s("rect", { x: x + 1, y: y + 1, width: cw - 2, height: ch - 2, fill: "#ffffff", stroke: "#eeeeee" }));
             return;
           }
-          var fill = diverging(r.tau, TAU_MAX), ink = inkOn(fill), sig = excludesZero(r.ci_low, r.ci_high);
+          var few = fewPairs(r);
+          var fill = few ? "#f2f2f2" : diverging(r.tau, TAU_MAX), ink = few ? "#6b6b6b" : inkOn(fill), sig = !few && excludesZero(r.ci_low, r.ci_high);
           var selected = state.selected && cellKey(state.selected) === cellKey(r);
           var g = s("g", { "class": "hm-cell" + (selected ? " selected" : ""), tabindex: 0, role: "button",
             "data-task": task, "data-source": src, "data-labeler": r.labeler, "data-setting": r.setting, "data-factor": factor,
@@ -196,7 +200,8 @@
             stroke: sig ? "#1b1b1b" : "#e0e0e0", "stroke-width": sig ? 1.5 : 1 }));
           g.appendChild(s("text", { x: x + cw / 2, y: y + 18, "font-size": 13, "text-anchor": "middle", fill: ink, "font-weight": sig ? 700 : 400 },
             [r.tau === null ? "n/a" : fmt(r.tau) + (sig ? " *" : "")]));
-          g.appendChild(s("text", { x: x + cw / 2, y: y + 33, "font-size": 10, "text-anchor": "middle", fill: ink }, [ci(r.ci_low, r.ci_high)]));
+          g.appendChild(s("text", { x: x + cw / 2, y: y + 33, "font-size": 10, "text-anchor": "middle", fill: ink },
+            [few ? "only " + (r.n_concordant + r.n_discordant) + " pair(s) differ" : ci(r.ci_low, r.ci_high)]));
           tip(g, src + " \u00b7 " + factor + " (task " + task + ")\ntau " + fmt(r.tau, 3) + "  " + LEVEL + "% CI " + (ci(r.ci_low, r.ci_high, 3) || "n/a") +
             "\nP(preferred has more) " + (r.p_preferred_more === null ? "n/a" : Math.round(100 * r.p_preferred_more) + "%") +
             "\nC " + r.n_concordant + ", D " + r.n_discordant + ", tied values " + r.n_ties + "\nClick to see the pairs it decided.");
@@ -206,7 +211,8 @@
         });
       });
       host.appendChild(figure("heatmap-figure", "Task: " + task,
-        "Cell: tau and its " + LEVEL + "% interval; * and a dark border: the interval excludes 0. Click a cell for its deciding pairs.", svg));
+        "Cell: tau and its " + LEVEL + "% interval; * and a dark border: the interval excludes 0; grey: fewer than " + MIN_DECIDED +
+        " pairs differ on the factor, too few to read. Click a cell for its deciding pairs.", svg));
     });
     renderTauLegend();
   }
@@ -258,7 +264,7 @@
         sources.forEach(function (src, j) {
           var r = byKey[src + "\u0001" + factor], y = bandTop[factor] + 5 + rowH * j + rowH / 2;
           if (!r) return;
-          var g = s("g", { "class": "forest-point", "data-source": src, "data-factor": factor });
+          var g = s("g", { "class": "forest-point", "data-source": src, "data-factor": factor, opacity: fewPairs(r) ? 0.35 : 1 });
           if (r.tau === null) {
             g.appendChild(s("text", { x: left + plotW + 6, y: y + 4, "font-size": 10, fill: "#6b6b6b" }, ["n/a"]));
           } else {
