@@ -1,0 +1,106 @@
+"""Whole jobs reading from and writing to s3:// through the loopback server: the same results as on local disk,
+`profile-dist run` in a fresh process, and a store failing mid-run followed by a rerun that skips finished shards."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from profile_dist import schema, storage
+from profile_dist.demo import write_demo_corpus
+from profile_dist.report import build_report
+from profile_dist.stages.annotate import annotate
+from profile_dist.stages.ingest import ingest
+from profile_dist.stages.reduce import reduce
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS_PER_SHARD = 60  # several shards from the small demo corpus
+
+
+def _pipeline(root: str) -> str:
+    corpus = write_demo_corpus(storage.join(root, "corpus", "demo_pairs.jsonl"))
+    pairs = storage.join(root, "ingest", "demo")
+    annotations = storage.join(root, "annotations", "demo")
+    results = storage.join(root, "results")
+    ingest("pairs", [corpus], pairs, rows_per_shard=ROWS_PER_SHARD, progress=False)
+    annotate(pairs, annotations, progress=False)
+    reduce([pairs], [annotations], results, n_bootstrap=50, progress=False)
+    build_report(results)
+    return results
+
+
+def _sorted(table: pa.Table, keys: list[str]) -> pa.Table:
+    return table.sort_by([(k, "ascending") for k in keys])
+
+
+def test_stages_on_s3_give_the_same_results_as_on_local_disk(ray_session, bucket, tmp_path):
+    on_s3 = _pipeline(f"{bucket}/job")
+    local = _pipeline(str(tmp_path / "job"))
+    for name, table_schema in (("influence", schema.INFLUENCE), ("alignment", schema.ALIGNMENT), ("replicates", schema.REPLICATES)):
+        remote_table = storage.read_parquet(storage.join(on_s3, f"{name}.parquet"), table_schema)
+        local_table = storage.read_parquet(storage.join(local, f"{name}.parquet"), table_schema)
+        assert remote_table.num_rows > 0 and remote_table.equals(local_table), name
+    assert storage.read_json(storage.join(on_s3, "results.json"))["influence"] == storage.read_json(storage.join(local, "results.json"))["influence"]
+    assert "## Task: helpful" in storage.read_bytes(storage.join(on_s3, "report.md")).decode()
+    # Nothing temporary or staged is left behind in the bucket.
+    leftovers = [u for u in storage.list_tree(f"{bucket}/job") if "/.staging-" in u or "/.tmp-" in u]
+    assert leftovers == []
+
+
+def test_profile_dist_run_reads_its_job_file_and_corpus_from_s3_in_a_fresh_process(bucket, s3):
+    corpus = write_demo_corpus(f"{bucket}/corpora/demo_pairs.jsonl")
+    job = {
+        "output": f"{bucket}/runs/quickstart", "rows_per_shard": ROWS_PER_SHARD,
+        "ingest": [{"name": "demo", "format": "pairs", "input": [corpus]}],
+        "reduce": {"bootstrap": 20, "seed": 0},
+    }
+    storage.write_bytes_atomic(yaml.safe_dump(job).encode(), f"{bucket}/jobs/quickstart.yaml")
+    # Only the flag says where the store is: the process and its Ray workers must get it from there.
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "RAY_ADDRESS")}
+    result = subprocess.run(
+        [sys.executable, "-m", "profile_dist.cli", "run", f"{bucket}/jobs/quickstart.yaml", "--s3-endpoint-url", s3.endpoint],
+        capture_output=True, text=True, env=env, timeout=300, cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"done: open {bucket}/runs/quickstart/results/report.md" in result.stdout
+    influence = storage.read_parquet(f"{bucket}/runs/quickstart/results/influence.parquet", schema.INFLUENCE)
+    assert set(influence.column("labeler").to_pylist()) == {"human", "demo-judge"}
+    # Ray workers wrote the annotation shards: they reached the store through the runtime_env endpoint.
+    assert len(storage.list_files(f"{bucket}/runs/quickstart/annotations/demo")) > 1
+
+
+def test_a_store_failure_mid_annotate_then_a_rerun_redoes_only_unfinished_shards(ray_session, s3, bucket, tmp_path):
+    corpus = write_demo_corpus(f"{bucket}/corpus/demo_pairs.jsonl")
+    pairs, annotations = f"{bucket}/ingest/demo", f"{bucket}/annotations/demo"
+    ingest("pairs", [corpus], pairs, rows_per_shard=ROWS_PER_SHARD, progress=False)
+    n_shards = len(storage.list_files(f"{pairs}/responses"))
+    assert n_shards >= 5
+
+    # The store starts failing every shard write after the first three.
+    s3.set_faults({"method": "PUT", "path": r"/annotations/demo/part-", "after": 3})
+    with pytest.raises(storage.StorageError, match=rf"^{bucket}/annotations/demo/part-\d+\.parquet: the store is unavailable"):
+        annotate(pairs, annotations, progress=False)
+    finished = storage.list_files(f"{annotations}/_manifests", suffix=".json")
+    assert 1 <= len(finished) <= 3
+
+    s3.clear_faults()
+    s3.reset_requests()
+    summary = annotate(pairs, annotations, progress=False)
+    assert summary.shards_skipped == len(finished)
+    assert summary.shards_done == n_shards - len(finished)
+    rewritten = [r for r in s3.requests() if r["method"] == "PUT" and "/annotations/demo/part-" in r["path"]]
+    assert len(rewritten) == summary.shards_done  # finished shards were not written again
+
+    # The resumed annotations equal an uninterrupted run's.
+    reference = str(tmp_path / "annotations")
+    annotate(pairs, reference, progress=False)
+    for shard in storage.list_files(annotations):
+        got = storage.read_parquet(shard, schema.ANNOTATIONS)
+        want = storage.read_parquet(os.path.join(reference, storage.basename(shard)), schema.ANNOTATIONS)
+        assert _sorted(got, ["response_id", "factor"]).equals(_sorted(want, ["response_id", "factor"]))
