@@ -53,6 +53,13 @@ def test_two_nightly_audits_report_a_planted_judge_change_and_a_rerun_changes_no
     assert judge_length["change"] > 0.3 and judge_length["ci_low"] > 0 and judge_length["significant"]
     human_length = influence[("human", "length")]
     assert human_length["change"] == 0 and not human_length["significant"]
+    # The drift's recomputed alignment is the reduce's own, for both nights.
+    for date, column in (("2024-05-01", "value_previous"), ("2024-05-02", "value_current")):
+        reduced = {(r["source_x"], r["source_y"], r["metric"]): r["value"] for r in storage.read_parquet(
+            f"{bucket}/audit/audits/date={date}/alignment.parquet", schema.ALIGNMENT).to_pylist()}
+        drifted = {(r["source_x"], r["source_y"], r["metric"]): r[column] for r in storage.read_parquet(
+            f"{date_dir}/drift_alignment.parquet", schema.DRIFT_ALIGNMENT).to_pylist()}
+        assert drifted == pytest.approx(reduced)
     for name in ("influence.parquet", "alignment.parquet", "replicates.parquet", "drift_alignment.parquet", "report.md",
                  "results.json", "summary.json", "_manifest.json", "_CLAIM.json", "_SUCCESS.json"):
         assert storage.exists(f"{date_dir}/{name}"), name
