@@ -101,6 +101,18 @@ class LLMEngine:
         self._stop_workers(graceful=True)
         self.cache.close()
 
+    def start(self) -> None:
+        """Start the worker actors now (run() does it on demand): warm-up and the key check happen here."""
+        self._start_workers()
+
+    @property
+    def workers(self) -> list[Any]:
+        return list(self._workers)
+
+    @property
+    def limiter(self) -> Any:
+        return self._limiter
+
     def _start_workers(self) -> None:
         if self._workers:
             return

@@ -257,7 +257,7 @@ class RateLimiter:
     def stats(self) -> dict[str, Any]:
         c = self.core
         return {**c.stats, "factor": c.factor, "paused_for": max(0.0, c.paused_until - time.time()),
-                "rpm": c.rpm, "tpm": c.tpm, "workers": len(self.workers)}
+                "rpm": c.rpm, "tpm": c.tpm, "workers": len(self.workers), "cpu_s": time.process_time()}
 
 
 def get_limiter(rpm: float | None, tpm: float | None, limiter_id: str, *, quantize: bool = True,

@@ -15,7 +15,7 @@ import pytest
 import ray
 
 from profile_dist.factors.llm_fluency import FLUENCY
-from profile_dist.llm.annotate import annotate_llm_factor, factor_requests
+from profile_dist.llm.annotate import annotate_llm_factor, factor_requests, request_keys
 from profile_dist.llm.budget import CostModel
 from profile_dist.llm.cache import ReplyCache
 from profile_dist.llm.engine import BudgetExceededError, EndpointFatalError, LLMEngine, run_llm_requests
@@ -43,14 +43,17 @@ def test_values_end_to_end_duplicates_sent_once_and_rerun_pays_nothing(llm_serve
     server = llm_server("--latency-ms", "5", "20")
     ep = endpoint_for(server, rpm=6000)
     txts = texts(30) + texts(5)
-    table = pl.DataFrame({"response_id": [f"r{i}" for i in range(len(txts))], "text": txts,
-                          "source_text": ["the question"] * len(txts)})
+    table = pl.DataFrame({"response_id": [f"r{i}" for i in range(len(txts) + 1)], "text": [*txts, None],
+                          "source_text": ["the question"] * (len(txts) + 1)})
     with LLMEngine(ep, tmp_cache, progress=False) as engine:
         rows, summary = annotate_llm_factor(table, FLUENCY, engine)
     assert rows.column_names == ["response_id", "factor", "value", "error"]
     assert rows["response_id"].to_pylist() == table["response_id"].to_list()
-    assert rows["value"].to_pylist() == [float(reference_fluency(t)) for t in txts]
-    assert rows["error"].null_count == len(txts) and set(rows["factor"].to_pylist()) == {"fluency"}
+    assert rows["value"].to_pylist() == [float(reference_fluency(t)) for t in txts] + [None]
+    assert rows["error"].to_pylist() == [None] * len(txts) + ["no_text: the response text is null"]
+    assert set(rows["factor"].to_pylist()) == {"fluency"}
+    keys = request_keys(table, FLUENCY, ep)
+    assert keys[-1] is None and set(keys[:-1]) == set(ReplyCache(tmp_cache).keys())
     stats = server.stats()
     assert stats["requests"] == stats["ok"] == 30 and set(stats["ok_per_key"].values()) == {1}
     assert (summary["unique"], summary["duplicates"], summary["sent"], summary["done"]) == (30, 5, 30, 30)
