@@ -7,7 +7,7 @@ reduces, compares with the previous published audit and publishes under
 
 Exit codes: 0 healthy (or first audit), 3 alignment with humans dropped past the configured threshold,
 1 the run failed (nothing published; rerun the same command to resume). Rerunning a published date
-changes nothing and exits with that audit's code.
+changes nothing and exits with that audit's code; --status only reads the published result.
 
 On a cluster: ray job submit --address http://HEAD:8265 --working-dir . -- python jobs/nightly_audit.py --config ...
 (see docs/cluster.md).
@@ -32,7 +32,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--date", default=None, help="audit date YYYY-MM-DD (default: today, UTC)")
     parser.add_argument("--address", default=None, help="Ray cluster address (default: the config's, RAY_ADDRESS, else local)")
     parser.add_argument("--s3-endpoint-url", default=None, metavar="URL", help="S3-compatible endpoint for s3:// paths")
+    parser.add_argument("--status", action="store_true",
+                        help="only report the published audit of --date (its paragraph and exit code; 1 if not published); runs nothing")
     return parser.parse_args(argv)
+
+
+def report_status(config, date: str) -> int:
+    """The published result of ``date`` without running anything (e.g. after `ray job submit`, whose own
+    exit code cannot tell a drop (3) from a failure (1))."""
+    from profile_dist.audit.layout import AuditLayout
+    from profile_dist.audit.run import EXIT_FAILED
+
+    summary = AuditLayout(config.output).published_summary(date)
+    if summary is None:
+        print(f"Audit {date}: not published (the run failed or has not finished). Status: failed (exit {EXIT_FAILED}).", flush=True)
+        return EXIT_FAILED
+    print(summary["paragraph"], flush=True)
+    return int(summary["exit_code"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.s3_endpoint_url:
             storage.set_s3_endpoint(args.s3_endpoint_url)
         check_date(date)
-        outcome = run_audit(load_audit_config(args.config), date, address=args.address)
+        config = load_audit_config(args.config)
+        if args.status:
+            return report_status(config, date)
+        outcome = run_audit(config, date, address=args.address)
     except KeyboardInterrupt:
         print(failure_paragraph(date, RuntimeError("interrupted")), flush=True)
         return EXIT_FAILED

@@ -158,5 +158,12 @@ def test_the_nightly_audit_runs_as_a_submitted_ray_job(tmp_path, monkeypatch):
             assert summary["status"] == status
         drift = storage.read_parquet(f"{bucket}/audit/audits/date=2024-05-02/drift_alignment.parquet", schema.DRIFT_ALIGNMENT)
         assert any(r["significant"] and r["source_y"] == "nightly-judge/evaluation" for r in drift.to_pylist())
+        # What a scheduler runs after `ray job submit` (whose own exit code is 1 for any failed job) to get
+        # the audit's code: --status reads the published result and runs nothing.
+        status = subprocess.run(
+            [sys.executable, "jobs/nightly_audit.py", "--config", config, "--date", "2024-05-02", "--status"],
+            cwd=REPO, env={**base_env, **s3.env()}, capture_output=True, text=True, timeout=120,
+        )
+        assert status.returncode == 3 and "Status: alignment drop (exit 3)" in status.stdout, status.stderr
         # Ray workers on the head wrote annotation shards to the store: they got the endpoint too.
         assert storage.list_files(f"{bucket}/audit/annotations/human", suffix=".parquet", recursive=True)

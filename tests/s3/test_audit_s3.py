@@ -74,6 +74,8 @@ def test_two_nightly_audits_report_a_planted_judge_change_and_a_rerun_changes_no
 
     # The job script prints the stored paragraph and exits with the stored code, still writing nothing.
     assert _nightly_main()(["--config", config_path, "--date", "2024-05-02"]) == EXIT_ALIGNMENT_DROP
+    assert _nightly_main()(["--config", config_path, "--date", "2024-05-02", "--status"]) == EXIT_ALIGNMENT_DROP
+    assert _nightly_main()(["--config", config_path, "--date", "2024-05-03", "--status"]) == 1  # not run: nothing published
     assert _snapshot(f"{bucket}/audit") == before
 
 
