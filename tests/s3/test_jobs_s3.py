@@ -104,3 +104,10 @@ def test_a_store_failure_mid_annotate_then_a_rerun_redoes_only_unfinished_shards
         got = storage.read_parquet(shard, schema.ANNOTATIONS)
         want = storage.read_parquet(os.path.join(reference, storage.basename(shard)), schema.ANNOTATIONS)
         assert _sorted(got, ["response_id", "factor"]).equals(_sorted(want, ["response_id", "factor"]))
+
+
+def test_the_example_s3_job_file_is_a_valid_job_reading_and_writing_s3():
+    from profile_dist.pipeline import load_job
+
+    job = load_job(str(REPO / "jobs" / "s3_corpora.yaml"))
+    assert job.output.startswith("s3://") and all(p.startswith("s3://") for c in job.corpora for p in c.input)
