@@ -7,7 +7,9 @@ endpoint's limiter. Figures per actor count:
   self_429            429s the server had to send
   failed              requests that finally failed
   cpu_ms_per_request  CPU of the driver, every worker and the limiter during the run / N
-                      (the server and Ray's own daemons are not counted)
+                      (the server and Ray's daemons - raylet, GCS - are not counted). At 10 requests/s
+                      this is dominated by what Ray's threads in those processes burn when idle, so
+                      active_cpu_ms_per_request subtracts the idle rate measured over 5 s just before
 Unlimited: no limit, 1 ms latency, 2 workers: requests/s the node sustains, server included.
 
 The last line holds the figures as key=value pairs; time_over_ideal, self_429, failed and
@@ -52,10 +54,14 @@ def cpu_now(engine: LLMEngine) -> float:
     return total
 
 
-def run_engine(ep: Endpoint, n: int, tag: str, workers: int) -> dict[str, Any]:
+def run_engine(ep: Endpoint, n: int, tag: str, workers: int, idle_s: float = 5.0) -> dict[str, Any]:
     reqs = factor_requests(FLUENCY, texts(n, tag), [None] * n)
     with tempfile.TemporaryDirectory() as cache, LLMEngine(ep, cache, num_workers=workers, progress=False) as engine:
         engine.start()
+        # What the same processes burn doing nothing (Ray's background threads), to tell it apart.
+        idle0 = cpu_now(engine)
+        time.sleep(idle_s)
+        idle_rate = (cpu_now(engine) - idle0) / idle_s
         cpu0, driver0 = cpu_now(engine), time.process_time()
         t0 = time.perf_counter()
         results = engine.run(reqs)
@@ -64,7 +70,8 @@ def run_engine(ep: Endpoint, n: int, tag: str, workers: int) -> dict[str, Any]:
         cpu = cpu_now(engine) - cpu0
         pacer = ray.get([w.stats.remote() for w in engine.workers])
     return {"elapsed": elapsed, "failed": sum(not r.ok for r in results), "cpu_ms": cpu * 1000 / n,
-            "driver_cpu_ms": driver * 1000 / n,
+            "driver_cpu_ms": driver * 1000 / n, "active_cpu_ms": (cpu - idle_rate * elapsed) * 1000 / n,
+            "idle_cpu_ms_per_s": idle_rate * 1000,
             "late": sum(p.get("late", 0) for p in pacer), "voided": sum(p.get("voided", 0) for p in pacer)}
 
 
@@ -77,6 +84,7 @@ def paced(n: int, actors: int, rpm: int, latency: tuple[float, float]) -> dict[s
     ideal = n / (rpm / 60.0)
     return {"actors": actors, "time_over_ideal": out["elapsed"] / ideal, "self_429": stats["rate_limited"],
             "failed": out["failed"], "cpu_ms_per_request": out["cpu_ms"],
+            "active_cpu_ms_per_request": out["active_cpu_ms"], "idle_cpu_ms_per_s": out["idle_cpu_ms_per_s"],
             "driver_cpu_ms_per_request": out["driver_cpu_ms"], "elapsed_s": out["elapsed"],
             "ideal_s": ideal, "max_in_any_1s": stats["max_in_any_1s"], "late_slots": out["late"],
             "voided_slots": out["voided"]}
@@ -121,10 +129,12 @@ def main() -> None:
         final[f"time_over_ideal_a{r['actors']}"] = r["time_over_ideal"]
         final[f"self_429_a{r['actors']}"] = r["self_429"]
         final[f"cpu_ms_per_request_a{r['actors']}"] = r["cpu_ms_per_request"]
+        final[f"active_cpu_ms_per_request_a{r['actors']}"] = r["active_cpu_ms_per_request"]
     if not a.skip_unlimited:
         u = unlimited(a.unlimited_requests, a.unlimited_workers)
         print(f"unlimited requests={a.unlimited_requests} " + fmt(u), flush=True)
         final["rps_unlimited"] = u["rps"]
+        final["cpu_ms_per_request_unlimited"] = u["cpu_ms_per_request"]
         final["failed"] += u["failed"]
     ray.shutdown()
     print(fmt(final), flush=True)

@@ -32,10 +32,13 @@ _RAW_IN_ERROR = 1000
 
 
 def factor_requests(factor: Factor, texts: list[str], sources: list[str | None]) -> list[LLMRequest]:
+    """One request per text (texts must not be null), keyed by factor name, factor version and template."""
     spec = factor.llm
     if not isinstance(spec, PromptSpec):
         raise TypeError(f"factor {factor.name!r} has no PromptSpec (kind {factor.kind!r})")
     version = f"{factor.name}/{factor.version}/{spec.template_version}"
+    if any(t is None for t in texts):
+        raise ValueError(f"factor {factor.name!r}: a response text is null; leave such rows out")
     return [LLMRequest(messages=spec.render(src, text), template_version=version, json_schema=spec.json_schema,
                        schema_name=spec.name, params=dict(spec.params)) for text, src in zip(texts, sources)]
 

@@ -43,6 +43,9 @@ def _read_segment(path: Path) -> Iterator[tuple[str, bytes] | None]:
 
 class ReplyCache:
     def __init__(self, cache_dir: str | os.PathLike[str], fsync_every_s: float = 2.0) -> None:
+        if "://" in os.fspath(cache_dir):
+            # Appends and fsync need a filesystem; an object-store cache is not implemented yet.
+            raise ValueError(f"the LLM reply cache needs a local or shared-filesystem directory, got {cache_dir!r}")
         self.dir = Path(cache_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fsync_every_s = fsync_every_s

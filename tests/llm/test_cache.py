@@ -88,3 +88,14 @@ def test_keys_must_be_digests(tmp_path):
         pass
     else:
         raise AssertionError("a non-digest key was accepted")
+
+
+def test_object_store_urls_are_refused_not_mistaken_for_local_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        ReplyCache("s3://bucket/out/_llm_cache")
+    except ValueError as exc:
+        assert "local or shared-filesystem directory" in str(exc)
+    else:
+        raise AssertionError("an s3:// cache dir was accepted")
+    assert not any(tmp_path.iterdir())  # no directory named "s3:" was created
