@@ -31,7 +31,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_annotate(args: argparse.Namespace) -> int:
     from profile_dist.stages.annotate import annotate
 
-    print("\n".join(annotate(args.pairs, args.output, factors=_split_list(args.factors), address=args.address).lines()))
+    summary = annotate(
+        args.pairs, args.output, factors=_split_list(args.factors), llm=args.llm, endpoints=args.endpoints,
+        cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, address=args.address,
+    )
+    print("\n".join(summary.lines()))
     return 0
 
 
@@ -105,6 +109,16 @@ def cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_user_error(exc: BaseException) -> bool:
+    """Errors the user can act on: shown as one line, no traceback."""
+    if isinstance(exc, ProfileDistError):
+        return True
+    llm_engine = sys.modules.get("profile_dist.llm.engine")  # only loaded when a stage used the LLM engine
+    llm_budget = sys.modules.get("profile_dist.llm.budget")
+    known = tuple(getattr(m, n) for m, n in ((llm_engine, "EndpointFatalError"), (llm_budget, "BudgetExceededError")) if m)
+    return bool(known) and isinstance(exc, known)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray started on demand)")
@@ -130,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("annotate", cmd_annotate, "compute factor values for every response")
     p.add_argument("--pairs", required=True, help="an ingest output directory")
     p.add_argument("--output", required=True, help="annotations directory")
-    p.add_argument("--factors", nargs="+", default=None, help="factor names (default: every rule factor)")
+    p.add_argument("--factors", nargs="+", default=None, help="factor names (default: every rule factor, plus every LLM factor with --llm)")
+    p.add_argument("--llm", default=None, help="endpoint name (from --endpoints) that scores the LLM factors")
+    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
+    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
+    p.add_argument("--max-cost", type=float, default=None, help="refuse to start, or stop cleanly, before spending more than this (USD)")
+    p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost the LLM factors would need; send nothing")
 
     p = add("reduce", cmd_reduce, "factor influence (tau with bootstrap CIs) per source, and alignment between sources")
     p.add_argument("--pairs", required=True, nargs="+", help="ingest output directory(ies)")
@@ -169,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
             set_s3_endpoint(args.s3_endpoint_url)
         return args.handler(args)
-    except ProfileDistError as exc:
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
         print(f"profile-dist {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,13 +1,22 @@
 """Annotate: responses -> long-format factor values (one annotations shard per responses shard).
 
-Rule factors are polars expressions evaluated over a whole shard at once. Each output shard is
-written atomically with a manifest naming its input shard and factor versions, so a rerun skips
-finished shards without reading them and recomputes only shards whose inputs or factors changed.
+Rule factors are polars expressions evaluated over a whole shard at once, in Ray tasks. LLM factors
+go through the LLM engine (rate-limited worker actors, a durable content-addressed reply cache beside
+the outputs), shard by shard from the driver. Each output file is written atomically with a manifest
+naming its input shard and factor versions, so a rerun skips finished shards without reading them
+and recomputes only shards whose inputs or factors changed; a killed LLM shard re-pays nothing
+that reached the cache.
+
+Layout: ``part-NNNNN.parquet`` (rule factors) and ``part-NNNNN.llm-<endpoint>.parquet`` (LLM factors
+scored through that endpoint), each with ``_manifests/<same name>.json``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -16,11 +25,13 @@ import ray
 
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
-from profile_dist.factors import Factor, get_factor
-from profile_dist.factors.rules import RULE_FACTORS
+from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.stages.runtime import ensure_ray, run_tasks
 
 MANIFEST_DIR = "_manifests"
+# The engine's per-run counts that add up over the shards of a stage run.
+SUMMED_COUNTS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "retries", "reasks",
+                 "http_429", "input_tokens", "output_tokens", "spend")
 
 
 @dataclass
@@ -30,24 +41,30 @@ class AnnotateSummary:
     shards_done: int
     shards_skipped: int
     n_annotations: int
+    llm: dict[str, Any] = field(default_factory=dict)  # the engine's counts: requests, cached, failed, cost
 
     def lines(self) -> list[str]:
-        return [
+        out = [
             f"annotated {self.shards_done} shard(s) ({self.n_annotations} values; {self.shards_skipped} shard(s) already done) "
             f"with {', '.join(self.factors)} into {self.output}"
         ]
+        if self.llm:
+            out.append("  llm: " + ", ".join(f"{k}={v}" for k, v in sorted(self.llm.items()) if not isinstance(v, (dict, list))))
+        return out
 
 
-def resolve_factors(names: list[str] | None) -> list[Factor]:
-    names = list(names) if names else list(RULE_FACTORS)
+def resolve_factors(names: list[str] | None, with_llm: bool = False) -> list[Factor]:
+    """The factors to compute: by default every rule factor, plus every LLM factor when an endpoint is given."""
+    if not names:
+        return [f for f in all_factors() if f.kind == "rule" or (with_llm and f.llm is not None)]
     factors = []
     for name in names:
         try:
             factor = get_factor(name)
         except KeyError as exc:
             raise ConfigError(str(exc.args[0])) from None
-        if factor.kind != "rule":
-            raise ConfigError(f"factor {name!r} is an LLM factor ({factor.kind}); it needs an LLM endpoint (--llm)")
+        if factor.kind != "rule" and not with_llm:
+            raise ConfigError(f"factor {name!r} is an LLM factor ({factor.kind}); name an endpoint with --llm")
         factors.append(factor)
     return factors
 
@@ -79,14 +96,23 @@ def rule_annotations(frame: pl.DataFrame, factors: list[Factor]) -> pa.Table:
     return schema.conform(long.to_arrow(), schema.ANNOTATIONS, where="annotations")
 
 
-def _manifest_for(input_shard: str, factors: list[Factor]) -> dict:
+def prompt_version(factor: Factor) -> str:
+    if factor.kind == "rule":
+        return f"rule-v{factor.version}"
+    return f"v{factor.version}/{factor.llm.template_version}"
+
+
+def _manifest_for(input_shard: str, factors: list[Factor], model: str | None = None) -> dict:
     # Content ids make a shard's bytes a function of its rows, so name + size identify the input
     # without reading it.
-    return {
+    manifest = {
         "input_shard": storage.basename(input_shard),
         "input_bytes": storage.size(input_shard),
-        "factors": {f.name: f"rule-v{f.version}" for f in factors},
+        "factors": {f.name: prompt_version(f) for f in factors},
     }
+    if model is not None:
+        manifest["model"] = model
+    return manifest
 
 
 def annotate_shard(input_shard: str, prompts_dir: str, output_shard: str, manifest_path: str, factor_names: list[str]) -> int:
@@ -103,14 +129,20 @@ def annotate_shard(input_shard: str, prompts_dir: str, output_shard: str, manife
 _annotate_shard_remote = ray.remote(annotate_shard)
 
 
-def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: list[Factor]) -> bool:
+def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: list[Factor], model: str | None = None) -> bool:
     if not (storage.exists(manifest_path) and storage.exists(output_shard)):
         return False
     try:
         manifest = storage.read_json(manifest_path)
     except (ValueError, OSError):
         return False
-    return manifest == _manifest_for(input_shard, factors)
+    manifest.pop("llm", None)  # run counts, not identity
+    return manifest == _manifest_for(input_shard, factors, model)
+
+
+def _output_paths(output: str, input_shard: str, suffix: str = "") -> tuple[str, str]:
+    stem = storage.basename(input_shard).removesuffix(".parquet") + suffix
+    return storage.join(output, f"{stem}.parquet"), storage.join(output, MANIFEST_DIR, f"{stem}.json")
 
 
 def annotate(
@@ -118,25 +150,93 @@ def annotate(
     output: str,
     *,
     factors: list[str] | None = None,
+    llm: str | None = None,
+    endpoints: str | None = None,
+    cache_dir: str | None = None,
+    max_cost: float | None = None,
+    dry_run: bool = False,
     address: str | None = None,
     progress: bool | None = None,
 ) -> AnnotateSummary:
-    chosen = resolve_factors(factors)
+    chosen = resolve_factors(factors, with_llm=llm is not None)
+    rule_factors = [f for f in chosen if f.kind == "rule"]
+    llm_factors = [f for f in chosen if f.kind != "rule"]
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
     prompts_dir = storage.join(pairs_dir, "prompts")
-    todo, skipped = [], 0
+    summary = AnnotateSummary(output, [f.name for f in chosen], 0, 0, 0)
+    if rule_factors and not dry_run:
+        todo = []
+        for shard in response_shards:
+            output_shard, manifest_path = _output_paths(output, shard)
+            if _is_done(shard, manifest_path, output_shard, rule_factors):
+                summary.shards_skipped += 1
+                continue
+            todo.append((shard, prompts_dir, output_shard, manifest_path, [f.name for f in rule_factors]))
+        if todo:
+            ensure_ray(address)
+            summary.n_annotations += sum(run_tasks(_annotate_shard_remote, todo, desc="annotate", progress=progress))
+            summary.shards_done += len(todo)
+    if llm_factors:
+        _annotate_llm(response_shards, prompts_dir, output, llm_factors, llm, endpoints, cache_dir, max_cost,
+                      dry_run, address, progress, summary)
+    return summary
+
+
+def _endpoint_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+def _annotate_llm(
+    response_shards: list[str], prompts_dir: str, output: str, factors: list[Factor], llm: str | None,
+    endpoints: str | None, cache_dir: str | None, max_cost: float | None, dry_run: bool,
+    address: str | None, progress: bool | None, summary: AnnotateSummary,
+) -> None:
+    from profile_dist.llm.annotate import annotate_llm_factor, factor_requests
+    from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
+    from profile_dist.llm.engine import LLMEngine
+
+    try:
+        endpoint = get_endpoint(llm, endpoints)
+    except EndpointConfigError as exc:
+        raise ConfigError(str(exc)) from None
+    suffix = f".llm-{_endpoint_slug(endpoint.name)}"
+    pending = []
     for shard in response_shards:
-        name = storage.basename(shard)
-        output_shard = storage.join(output, name)
-        manifest_path = storage.join(output, MANIFEST_DIR, name.replace(".parquet", ".json"))
-        if _is_done(shard, manifest_path, output_shard, chosen):
-            skipped += 1
-            continue
-        todo.append((shard, prompts_dir, output_shard, manifest_path, [f.name for f in chosen]))
-    n_rows = 0
-    if todo:
-        ensure_ray(address)
-        n_rows = sum(run_tasks(_annotate_shard_remote, todo, desc="annotate", progress=progress))
-    return AnnotateSummary(output, [f.name for f in chosen], len(todo), skipped, n_rows)
+        output_shard, manifest_path = _output_paths(output, shard, suffix)
+        if _is_done(shard, manifest_path, output_shard, factors, endpoint.model):
+            summary.shards_skipped += 1
+        else:
+            pending.append((shard, output_shard, manifest_path))
+    if not pending and not dry_run:
+        return
+    ensure_ray(address)
+    # Durable, beside the outputs: a rerun, a resumed run or another stage over the same responses
+    # pays nothing for replies already received.
+    cache = cache_dir or storage.join(output, "_llm_cache")
+    with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="annotate (llm)") as engine:
+        if dry_run:
+            requests = []
+            for shard, _, _ in pending:
+                frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)
+                for factor in factors:
+                    requests += factor_requests(factor, frame["text"].to_list(), frame["source_text"].to_list())
+            summary.llm = {"dry_run": True, **engine.dry_run(requests).as_dict()}
+            return
+        totals: Counter = Counter()
+        for shard, output_shard, manifest_path in pending:
+            frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)
+            parts = []
+            for factor in factors:
+                rows, run_summary = annotate_llm_factor(frame, factor, engine)
+                totals.update({k: v for k, v in run_summary.items() if k in SUMMED_COUNTS})
+                parts.append(pl.from_arrow(rows).with_columns(
+                    annotator=pl.lit(endpoint.model), prompt_version=pl.lit(prompt_version(factor)),
+                ))
+            table = schema.conform(pl.concat(parts).to_arrow(), schema.ANNOTATIONS, where=output_shard)
+            storage.write_parquet_atomic(table, output_shard)
+            storage.write_json_atomic({**_manifest_for(shard, factors, endpoint.model), "llm": engine.summary}, manifest_path)
+            summary.shards_done += 1
+            summary.n_annotations += table.num_rows
+        summary.llm = {"endpoint": endpoint.name, "model": endpoint.model, **totals}
