@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from profile_dist.testing.behaviours import reply_for
+
 from profile_dist.llm.prompts import find_block
 
 REQUEST_KEY_CHARS = 16
@@ -65,6 +67,8 @@ class ServerConfig:
     json_schema: bool = True
     max_context_tokens: int | None = None
     log_limit: int = 200_000
+    #: Parameters of the simulated models in profile_dist.testing.behaviours (e.g. judge_prefers_longer).
+    behaviour: dict[str, Any] = field(default_factory=dict)
 
 
 def count_tokens(text: str) -> int:
@@ -335,7 +339,10 @@ class ChatLogic:
                 break
         score = reference_fluency(text or "")
         fmt = req.get("response_format") or {}
-        if fmt.get("type") == "json_schema":
+        planted = reply_for(req, messages, key, cfg.behaviour)
+        if planted is not None:
+            content = planted if isinstance(planted, str) else json.dumps(planted)
+        elif fmt.get("type") == "json_schema":
             schema = (fmt.get("json_schema") or {}).get("schema") or {}
             content = json.dumps(_fill_schema(schema, score))
         elif fmt.get("type") == "json_object":
@@ -590,14 +597,25 @@ def _parse_args(argv: list[str] | None) -> tuple[ServerConfig, str, int]:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-json-schema", action="store_true")
     p.add_argument("--max-context-tokens", type=int)
+    p.add_argument("--behaviour", action="append", default=[], metavar="KEY=VALUE",
+                   help="parameter of the simulated models (profile_dist.testing.behaviours); repeatable; VALUE is JSON")
     a = p.parse_args(argv)
     cfg = ServerConfig(api_key=a.api_key, models=tuple(a.models or ("test-judge",)), rpm=a.rpm, tpm=a.tpm,
                        quantize=not a.no_quantize, latency_ms=tuple(a.latency_ms), error_rate=a.error_rate,
                        timeout_rate=a.timeout_rate, disconnect_rate=a.disconnect_rate,
                        malformed_rate=a.malformed_rate, malformed_first=a.malformed_first,
                        length_rate=a.length_rate, hang_s=a.hang_s, seed=a.seed,
-                       json_schema=not a.no_json_schema, max_context_tokens=a.max_context_tokens)
+                       json_schema=not a.no_json_schema, max_context_tokens=a.max_context_tokens,
+                       behaviour=dict(_parse_behaviour(item) for item in a.behaviour))
     return cfg, a.host, a.port
+
+
+def _parse_behaviour(item: str) -> tuple[str, Any]:
+    key, _, value = item.partition("=")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def main(argv: list[str] | None = None) -> None:
