@@ -103,6 +103,9 @@ def _publish(layout: AuditLayout, date: str, run_id: str) -> None:
     # Written last and only once: its presence certifies the whole partition.
     storage.write_bytes_exclusive(storage.json_bytes(staged["summary"]), storage.join(target, SUCCESS))
     storage.remove_tree(staging)
+    runs = storage.join(target, ".runs")
+    if not storage.list_tree(runs):  # local disk keeps empty directories; S3 has none
+        storage.remove_tree(runs)
 
 
 def commit(layout: AuditLayout, date: str, run_id: str) -> tuple[bool, dict[str, Any]]:

@@ -56,7 +56,7 @@ def test_stages_on_s3_give_the_same_results_as_on_local_disk(ray_session, bucket
 def test_profile_dist_run_reads_its_job_file_and_corpus_from_s3_in_a_fresh_process(bucket, s3):
     corpus = write_demo_corpus(f"{bucket}/corpora/demo_pairs.jsonl")
     job = {
-        "output": f"{bucket}/runs/quickstart", "rows_per_shard": ROWS_PER_SHARD,
+        "output": f"{bucket}/runs/quickstart", "rows_per_shard": 200,  # two shards: few worker start-ups
         "ingest": [{"name": "demo", "format": "pairs", "input": [corpus]}],
         "reduce": {"bootstrap": 20, "seed": 0},
     }
