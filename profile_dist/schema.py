@@ -232,3 +232,55 @@ DRIFT_ALIGNMENT = pa.schema(
         pa.field("n_replicates", pa.int64(), nullable=False),
     ]
 )
+
+# --- appended by the model-settings work: judge (evaluation) and generate (generation) stages ----------
+
+JUDGMENTS = pa.schema(
+    [
+        pa.field("pair_id", pa.string(), nullable=False),  # the judged (input) pair, e.g. the human pair
+        pa.field("judge", pa.string(), nullable=False),  # the model id
+        pa.field("order", pa.string(), nullable=False),  # "ab": A shown first; "ba": B shown first
+        pa.field("vote", pa.string(), nullable=True),  # one of LABELS, mapped back to the pair's A/B; null on error
+        pa.field("raw", pa.string(), nullable=True),  # the reply text as received
+        pa.field("error", pa.string(), nullable=True),
+    ]
+)
+
+JUDGE_AGREEMENT = pa.schema(
+    [
+        pa.field("judge", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("reference", pa.string(), nullable=False),  # the labeler compared against, "labeler/setting"
+        pa.field("n_pairs", pa.int64(), nullable=False),  # input pairs judged
+        pa.field("n_failed", pa.int64(), nullable=False),  # pairs with a failed request in either order
+        pa.field("n_inconsistent", pa.int64(), nullable=False),  # the two orders disagree
+        pa.field("position_consistency", pa.float64(), nullable=True),
+        pa.field("n_compared", pa.int64(), nullable=False),  # pairs with a kept judge label and a reference label
+        pa.field("accuracy", pa.float64(), nullable=True),
+        pa.field("cohen_kappa", pa.float64(), nullable=True),
+    ]
+)
+
+GENERATIONS = pa.schema(
+    [
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),  # the model id
+        pa.field("level", pa.int64(), nullable=False),  # target quality level, 1..K
+        pa.field("response_id", pa.string(), nullable=True),  # null when the generation failed
+        pa.field("error", pa.string(), nullable=True),
+        pa.field("rating", pa.float64(), nullable=True),  # the manipulation check's rating (null: not rated)
+        pa.field("rating_error", pa.string(), nullable=True),
+    ]
+)
+
+MANIPULATION_CHECK = pa.schema(
+    [
+        pa.field("generator", pa.string(), nullable=False),
+        pa.field("checker", pa.string(), nullable=False),  # the independent rater's model id
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("levels", pa.int64(), nullable=False),
+        pa.field("n_rated", pa.int64(), nullable=False),
+        pa.field("kendall_tau", pa.float64(), nullable=True),  # tau-b between level and rating
+    ]
+)
