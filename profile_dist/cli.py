@@ -34,8 +34,34 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     summary = annotate(
         args.pairs, args.output, factors=_split_list(args.factors), llm=args.llm, endpoints=args.endpoints,
         cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, address=args.address,
+        llm_calls=args.llm_calls,
     )
     print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_judge(args: argparse.Namespace) -> int:
+    from profile_dist.stages.judge import judge
+
+    summary = judge(
+        args.pairs, args.llm, args.output, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
+        dry_run=args.dry_run, inconsistent=args.inconsistent, labeler=args.labeler, address=args.address, say=print,
+    )
+    if not args.dry_run:  # a dry run's estimate was printed already
+        print("\n".join(summary.lines()))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from profile_dist.stages.generate import generate
+
+    summary = generate(
+        args.prompts, args.llm, args.output, levels=args.levels, mode=args.mode, check_llm=args.check_llm,
+        task=args.task, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
+        dry_run=args.dry_run, labeler=args.labeler, address=args.address, say=print,
+    )
+    if not args.dry_run:  # a dry run's estimate was printed already
+        print("\n".join(summary.lines()))
     return 0
 
 
@@ -79,6 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_factors(args: argparse.Namespace) -> int:
     from profile_dist.factors import all_factors
+    from profile_dist.stages.annotate import prompt_version
     from profile_dist.tasks import all_tasks, get_task
 
     factors = all_factors()
@@ -92,12 +119,16 @@ def cmd_factors(args: argparse.Namespace) -> int:
     else:
         missing = []
     defaults = {f.name: [t.name for t in all_tasks() if f.name in t.default_factors] for f in factors}
-    print(f"{'factor':22s} {'kind':13s} {'version':8s} {'default in tasks':32s} description")
+    rows = [("factor", "kind", "applies to", "default in tasks", "prompt version", "description")]
     for factor in factors:
-        tasks = ", ".join(defaults[factor.name]) or "-"
-        print(f"{factor.name:22s} {factor.kind:13s} {factor.version:8s} {tasks:32s} {factor.description}")
+        applies = ", ".join(sorted(factor.tasks)) if factor.tasks is not None else "all tasks"
+        rows.append((factor.name, factor.kind, applies, ", ".join(defaults[factor.name]) or "-",
+                     prompt_version(factor), factor.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[5])
     for name in missing:
-        print(f"{name:22s} (a default of task {args.task!r}, not registered in this version)")
+        print(f"{name} (a default of task {args.task!r}, not registered in this version)")
     return 0
 
 
@@ -144,12 +175,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("annotate", cmd_annotate, "compute factor values for every response")
     p.add_argument("--pairs", required=True, help="an ingest output directory")
     p.add_argument("--output", required=True, help="annotations directory")
-    p.add_argument("--factors", nargs="+", default=None, help="factor names (default: every rule factor, plus every LLM factor with --llm)")
+    p.add_argument("--factors", nargs="+", default=None, help="factor names (default: every rule factor, plus with --llm the default LLM factors of the tasks in the pairs)")
     p.add_argument("--llm", default=None, help="endpoint name (from --endpoints) that scores the LLM factors")
     p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
     p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
     p.add_argument("--max-cost", type=float, default=None, help="refuse to start, or stop cleanly, before spending more than this (USD)")
     p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost the LLM factors would need; send nothing")
+    p.add_argument("--llm-calls", choices=("combined", "per_factor"), default="combined",
+                   help="response-level LLM factors: one call per response for all of them (default) or one per factor")
+
+    p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders")
+    p.add_argument("--pairs", required=True, help="an ingest output directory (its human pairs are judged)")
+    p.add_argument("--llm", required=True, help="endpoint name (from --endpoints) of the judge")
+    p.add_argument("--output", required=True, help="output directory (ingest-shaped, plus judgments and judge_agreement)")
+    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
+    p.add_argument("--inconsistent", default="drop", choices=["drop", "first", "tie"],
+                   help="pairs whose two orders disagree: drop (default), keep the first order's vote, or call them a tie")
+    p.add_argument("--labeler", default=None, help="labeler name on the judged pairs (default: the endpoint's model)")
+    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
+    p.add_argument("--max-cost", type=float, default=None, help="refuse to start, or stop cleanly, before spending more than this (USD)")
+    p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost; send nothing")
+
+    p = add("generate", cmd_generate, "generation setting: a model writes responses at quality levels 1..K per prompt")
+    p.add_argument("--prompts", required=True, help="an ingest output directory (its prompts; tasks from its pairs)")
+    p.add_argument("--llm", required=True, help="endpoint name (from --endpoints) of the generator")
+    p.add_argument("--output", required=True, help="output directory (ingest-shaped, plus generations and manipulation_check)")
+    p.add_argument("--levels", type=int, default=5, help="quality levels K (default 5): C(K,2) pairs per prompt")
+    p.add_argument("--mode", default="joint", choices=["joint", "separate"],
+                   help="joint: one call returns all K responses (default); separate: one call per level")
+    p.add_argument("--check-llm", default=None, help="endpoint of an independent rater for the manipulation check")
+    p.add_argument("--task", default=None, help="task of every prompt (default: from the input's pairs)")
+    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
+    p.add_argument("--labeler", default=None, help="labeler name on the pairs (default: the endpoint's model)")
+    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
+    p.add_argument("--max-cost", type=float, default=None, help="refuse to start, or stop cleanly, before spending more than this (USD)")
+    p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost; send nothing")
 
     p = add("reduce", cmd_reduce, "factor influence (tau with bootstrap CIs) per source, and alignment between sources")
     p.add_argument("--pairs", required=True, nargs="+", help="ingest output directory(ies)")

@@ -14,7 +14,6 @@ scored through that endpoint), each with ``_manifests/<same name>.json``.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +49,9 @@ class AnnotateSummary:
         ]
         if self.llm:
             out.append("  llm: " + ", ".join(f"{k}={v}" for k, v in sorted(self.llm.items()) if not isinstance(v, (dict, list))))
+            for name, c in (self.llm.get("costs") or {}).get("per_factor_per_response", {}).items():
+                out.append(f"  cost per response of {name}: {c['input_tokens']} in + {c['output_tokens']} out tokens, "
+                           f"${c['spend']:.6f}")
         return out
 
 
@@ -102,7 +104,7 @@ def prompt_version(factor: Factor) -> str:
     return f"v{factor.version}/{factor.llm.template_version}"
 
 
-def _manifest_for(input_shard: str, factors: list[Factor], model: str | None = None) -> dict:
+def _manifest_for(input_shard: str, factors: list[Factor], model: str | None = None, extra: dict | None = None) -> dict:
     # Content ids make a shard's bytes a function of its rows, so name + size identify the input
     # without reading it.
     manifest = {
@@ -112,6 +114,7 @@ def _manifest_for(input_shard: str, factors: list[Factor], model: str | None = N
     }
     if model is not None:
         manifest["model"] = model
+    manifest.update(extra or {})
     return manifest
 
 
@@ -129,7 +132,8 @@ def annotate_shard(input_shard: str, prompts_dir: str, output_shard: str, manife
 _annotate_shard_remote = ray.remote(annotate_shard)
 
 
-def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: list[Factor], model: str | None = None) -> bool:
+def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: list[Factor], model: str | None = None,
+             extra: dict | None = None) -> bool:
     if not (storage.exists(manifest_path) and storage.exists(output_shard)):
         return False
     try:
@@ -137,7 +141,8 @@ def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: l
     except (ValueError, OSError):
         return False
     manifest.pop("llm", None)  # run counts, not identity
-    return manifest == _manifest_for(input_shard, factors, model)
+    manifest.pop("cost", None)
+    return manifest == _manifest_for(input_shard, factors, model, extra)
 
 
 def _output_paths(output: str, input_shard: str, suffix: str = "") -> tuple[str, str]:
@@ -157,8 +162,12 @@ def annotate(
     dry_run: bool = False,
     address: str | None = None,
     progress: bool | None = None,
+    llm_calls: str = "combined",
 ) -> AnnotateSummary:
-    chosen = resolve_factors(factors, with_llm=llm is not None)
+    if llm is not None and not factors:
+        chosen = default_llm_factors(pairs_dir)
+    else:
+        chosen = resolve_factors(factors, with_llm=llm is not None)
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
@@ -180,7 +189,7 @@ def annotate(
             summary.shards_done += len(todo)
     if llm_factors:
         _annotate_llm(response_shards, prompts_dir, output, llm_factors, llm, endpoints, cache_dir, max_cost,
-                      dry_run, address, progress, summary)
+                      dry_run, address, progress, summary, llm_calls)
     return summary
 
 
@@ -188,12 +197,67 @@ def _endpoint_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
 
 
+#: How response-level LLM factors are asked: one call per response for all of them (the default), or one
+#: call per response and factor.
+LLM_CALL_MODES = ("combined", "per_factor")
+
+
+def default_llm_factors(pairs_dir: str) -> list[Factor]:
+    """With --llm and no --factors: the default factors of the tasks present in the pairs (those registered),
+    plus every rule factor."""
+    from profile_dist.tasks import get_task
+
+    pair_files = storage.list_files(storage.join(pairs_dir, "pairs"))
+    tasks: set[str] = set()
+    for path in pair_files:
+        tasks.update(storage.read_parquet(path, schema.PAIRS).column("task").unique().to_pylist())
+    wanted = {name for task in tasks for name in get_task(task).default_factors}
+    return [f for f in all_factors() if f.kind == "rule" or f.name in wanted]
+
+
+def llm_groups(factors: list[Factor], mode: str = "combined") -> list[tuple[Any, list[Factor]]]:
+    """(scorer, its factors) in a stable order. A factor whose ``llm`` names a ``scorer`` (atomic facts) is
+    scored by it together with every other factor of the same scorer; in ``combined`` mode two or more
+    response-level factors share one call per response; any other PromptSpec factor has a call of its own."""
+    from profile_dist.factors.llm_calls import SINGLE
+    from profile_dist.factors.llm_response import COMBINED, combinable
+    from profile_dist.llm.prompts import PromptSpec
+
+    if mode not in LLM_CALL_MODES:
+        raise ConfigError(f"llm_calls must be one of {', '.join(LLM_CALL_MODES)}, got {mode!r}")
+    combine = mode == "combined" and sum(1 for f in factors if combinable(f)) >= 2
+    groups: dict[str, tuple[Any, list[Factor]]] = {}
+    for f in factors:
+        if combine and combinable(f):
+            scorer = COMBINED
+        elif getattr(f.llm, "scorer", None) is not None:
+            scorer = f.llm.scorer
+        elif isinstance(f.llm, PromptSpec):
+            scorer = SINGLE
+        else:
+            raise ConfigError(f"factor {f.name!r} ({f.kind}) has neither a prompt (PromptSpec) nor a scorer")
+        groups.setdefault(scorer.name, (scorer, []))[1].append(f)
+    return list(groups.values())
+
+
+def _row_versions(groups: list[tuple[Any, list[Factor]]]) -> dict[str, str]:
+    """The prompt version written on each factor's rows: the combined prompt's where it was asked that way."""
+    from profile_dist.factors.llm_response import COMBINED
+
+    out = {}
+    for scorer, members in groups:
+        for f in members:
+            out[f.name] = (f"v{f.version}/{COMBINED.prompt_version(members)}" if scorer is COMBINED
+                           else prompt_version(f))
+    return out
+
+
 def _annotate_llm(
     response_shards: list[str], prompts_dir: str, output: str, factors: list[Factor], llm: str | None,
     endpoints: str | None, cache_dir: str | None, max_cost: float | None, dry_run: bool,
-    address: str | None, progress: bool | None, summary: AnnotateSummary,
+    address: str | None, progress: bool | None, summary: AnnotateSummary, llm_calls: str = "combined",
 ) -> None:
-    from profile_dist.llm.annotate import annotate_llm_factor, factor_requests
+    from profile_dist.factors.llm_calls import Usage
     from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
     from profile_dist.llm.engine import LLMEngine
 
@@ -201,11 +265,14 @@ def _annotate_llm(
         endpoint = get_endpoint(llm, endpoints)
     except EndpointConfigError as exc:
         raise ConfigError(str(exc)) from None
+    groups = llm_groups(factors, llm_calls)
+    versions = _row_versions(groups)
+    extra = {"llm_calls": llm_calls, "prompt_versions": versions}
     suffix = f".llm-{_endpoint_slug(endpoint.name)}"
     pending = []
     for shard in response_shards:
         output_shard, manifest_path = _output_paths(output, shard, suffix)
-        if _is_done(shard, manifest_path, output_shard, factors, endpoint.model):
+        if _is_done(shard, manifest_path, output_shard, factors, endpoint.model, extra):
             summary.shards_skipped += 1
         else:
             pending.append((shard, output_shard, manifest_path))
@@ -220,23 +287,34 @@ def _annotate_llm(
             requests = []
             for shard, _, _ in pending:
                 frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)
-                for factor in factors:
-                    requests += factor_requests(factor, frame["text"].to_list(), frame["source_text"].to_list())
+                for scorer, members in groups:
+                    requests += scorer.requests(frame, members, engine)
             summary.llm = {"dry_run": True, **engine.dry_run(requests).as_dict()}
             return
-        totals: Counter = Counter()
+        usage = Usage()
+        n_responses = 0
         for shard, output_shard, manifest_path in pending:
             frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)
+            shard_usage = Usage()
             parts = []
-            for factor in factors:
-                rows, run_summary = annotate_llm_factor(frame, factor, engine)
-                totals.update({k: v for k, v in run_summary.items() if k in SUMMED_COUNTS})
+            for scorer, members in groups:
+                rows = scorer.annotate(frame, members, engine, shard_usage)
                 parts.append(pl.from_arrow(rows).with_columns(
-                    annotator=pl.lit(endpoint.model), prompt_version=pl.lit(prompt_version(factor)),
+                    annotator=pl.lit(endpoint.model),
+                    prompt_version=pl.col("factor").replace_strict(versions, return_dtype=pl.String),
                 ))
             table = schema.conform(pl.concat(parts).to_arrow(), schema.ANNOTATIONS, where=output_shard)
             storage.write_parquet_atomic(table, output_shard)
-            storage.write_json_atomic({**_manifest_for(shard, factors, endpoint.model), "llm": engine.summary}, manifest_path)
+            storage.write_json_atomic({**_manifest_for(shard, factors, endpoint.model, extra),
+                                       "llm": dict(shard_usage.totals), "cost": shard_usage.report(frame.height)},
+                                      manifest_path)
+            usage.merge(shard_usage)
+            n_responses += frame.height
             summary.shards_done += 1
             summary.n_annotations += table.num_rows
-        summary.llm = {"endpoint": endpoint.name, "model": endpoint.model, **totals}
+        cost = usage.report(n_responses)
+        summary.llm = {"endpoint": endpoint.name, "model": endpoint.model, "llm_calls": llm_calls, **usage.totals,
+                       "spend_per_response": cost["per_response"]["spend"],
+                       "tokens_per_response": round(cost["per_response"]["input_tokens"]
+                                                    + cost["per_response"]["output_tokens"], 3),
+                       "costs": cost}
