@@ -1,0 +1,60 @@
+"""What the judge and generate stages share: endpoints, cost records, and writing an ingest-shaped output."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pyarrow as pa
+
+from profile_dist import schema, storage
+from profile_dist.errors import ConfigError
+
+#: The engine counts a stage manifest keeps per model (and results.json shows under "cost").
+COST_KEYS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "input_tokens",
+             "output_tokens", "spend")
+
+
+def resolve_endpoint(name: str, endpoints: str | None) -> Any:
+    from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
+
+    try:
+        return get_endpoint(name, endpoints)
+    except EndpointConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def cost_record(stage: str, role: str, endpoint: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """One stage's spend through one endpoint, as kept in the stage manifest."""
+    return {"stage": stage, "role": role, "endpoint": endpoint.name, "model": endpoint.model,
+            **{k: summary.get(k, 0) for k in COST_KEYS}}
+
+
+def projection_record(stage: str, role: str, endpoint: Any, projection: Any) -> dict[str, Any]:
+    return {"stage": stage, "role": role, "endpoint": endpoint.name, "model": endpoint.model,
+            **projection.as_dict()}
+
+
+def projection_line(record: dict[str, Any]) -> str:
+    return (f"dry run ({record['stage']}, {record['role']}: {record['endpoint']} = {record['model']}): "
+            f"{record['requests']} requests, {record['unique']} unique, {record['cached']} cached, "
+            f"{record['to_send']} to send, ~{record['input_tokens']} prompt + ~{record['output_tokens']} completion "
+            f"tokens, ~${record['cost']:.4f} (basis: {record['basis']})")
+
+
+def write_ingest_shaped(output: str, tables: dict[str, pa.Table], extra: dict[str, pa.Table],
+                        manifest: dict[str, Any], rows_per_shard: int) -> None:
+    """prompts/responses/pairs/rejected shard directories (what reduce and annotate read) plus the stage's
+    own tables as single Parquet files, staged first and certified by the manifest written last."""
+    staging = storage.join(output, f".staging-{uuid.uuid4().hex}")
+    layout = {"prompts": schema.PROMPTS, "responses": schema.RESPONSES, "pairs": schema.PAIRS,
+              "rejected": schema.REJECTED}
+    for name, table_schema in layout.items():
+        table = schema.conform(tables[name], table_schema, where=f"{output}: {name}")
+        storage.write_shards(table, storage.join(staging, name), rows_per_shard)
+    for name in layout:
+        storage.replace_dir(storage.join(staging, name), storage.join(output, name))
+    storage.remove_tree(staging)
+    for name, table in extra.items():
+        storage.write_parquet_atomic(table, storage.join(output, f"{name}.parquet"))
+    storage.write_json_atomic(manifest, storage.join(output, "_manifest.json"))

@@ -1,0 +1,228 @@
+"""Generate: the generation setting. A model writes responses at target quality levels 1..K per prompt.
+
+```
+profile-dist generate --prompts DIR --llm ENDPOINT --levels 5 --output DIR [--mode joint|separate]
+                      [--check-llm ENDPOINT] [--task T] [--max-cost USD] [--dry-run]
+```
+
+Input: an ingest output (its prompts; the task of each prompt comes from its pairs, or ``--task``).
+``joint`` asks for all K responses in one call (the model sees the scale at once); ``separate`` makes K
+calls, one per level. Each generation is stored as a response, and every prompt gives C(K, 2) pairs, the
+higher level preferred (labeler = the model, setting = generation), so annotate and reduce treat the output
+like any other source. With ``--check-llm``, an independent model rates every generation (1..10) and the
+manipulation check reports Kendall's tau-b between target level and rating per task
+(``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import polars as pl
+import pyarrow as pa
+
+from profile_dist import agreement, ids, schema, storage
+from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.settings.common import (cost_record, projection_line, projection_record, resolve_endpoint,
+                                          write_ingest_shaped)
+from profile_dist.settings.prompts import GenerationPrompt, RatingPrompt
+from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
+from profile_dist.stages.runtime import ensure_ray
+
+MODES = ("joint", "separate")
+DATASET = "generated"
+
+
+@dataclass
+class GenerateSummary:
+    output: str
+    generator: str
+    n_prompts: int = 0
+    n_responses: int = 0
+    n_pairs: int = 0
+    n_failed: int = 0
+    check: list[dict[str, Any]] = field(default_factory=list)
+    llm: list[dict[str, Any]] = field(default_factory=list)
+    dry_run: list[dict[str, Any]] | None = None
+
+    def lines(self) -> list[str]:
+        if self.dry_run is not None:
+            return [projection_line(r) for r in self.dry_run]
+        out = [f"generated {self.n_responses} responses for {self.n_prompts} prompts with {self.generator} "
+               f"({self.n_failed} failed): {self.n_pairs} pairs into {self.output}"]
+        for row in self.check:
+            tau = "n/a" if row["kendall_tau"] is None else f"{row['kendall_tau']:+.3f}"
+            out.append(f"  manipulation check ({row['checker']}) on {row['task']}: Kendall tau(level, rating) {tau} "
+                       f"(n = {row['n_rated']})")
+        for rec in self.llm:
+            out.append(f"  llm ({rec['role']}: {rec['model']}): requests={rec['requests']}, sent={rec['sent']}, "
+                       f"cached={rec['cached']}, failed={rec['failed']}, tokens={rec['input_tokens']}+{rec['output_tokens']}, "
+                       f"spend=${rec['spend']:.4f}")
+        return out
+
+
+def prompt_tasks(prompts_dir: str, task: str | None) -> pl.DataFrame:
+    """prompt_id, text, source, task: every prompt of the input with its task (``task`` overrides)."""
+    prompts = pl.from_arrow(storage.read_table_dir(storage.join(prompts_dir, "prompts"), schema.PROMPTS))
+    if prompts.height == 0:
+        raise BadInputError(prompts_dir, None, "prompts", "no prompts; is this the output directory of `profile-dist ingest`?")
+    if task is not None:
+        return prompts.with_columns(task=pl.lit(task)).sort("prompt_id")
+    pairs = pl.from_arrow(storage.read_table_dir(storage.join(prompts_dir, "pairs"), schema.PAIRS))
+    tasks = pairs.select("prompt_id", "task").unique().sort("task").unique("prompt_id", keep="first")
+    joined = prompts.join(tasks, on="prompt_id", how="left")
+    missing = joined.filter(pl.col("task").is_null())
+    if missing.height:
+        raise ConfigError(f"{prompts_dir}: {missing.height} prompt(s) have no pairs to take a task from "
+                          f"(e.g. prompt_id {missing['prompt_id'][0]}); pass --task")
+    return joined.sort("prompt_id")
+
+
+def generation_requests(prompts: pl.DataFrame, levels: int, mode: str, prompt: GenerationPrompt) -> list[Any]:
+    texts = prompts["text"].to_list()
+    if mode == "joint":
+        return [prompt.joint_request(t, levels) for t in texts]
+    return [prompt.single_request(t, level, levels) for t in texts for level in range(1, levels + 1)]
+
+
+def texts_by_level(results: list[Any], n_prompts: int, levels: int, mode: str) -> list[dict[int, tuple[str | None, str | None]]]:
+    """Per prompt: level -> (text, error)."""
+    out = []
+    for i in range(n_prompts):
+        if mode == "separate":
+            chunk = results[i * levels:(i + 1) * levels]
+            out.append({lv: (r.value["text"], None) if r.ok else (None, r.error) for lv, r in zip(range(1, levels + 1), chunk)})
+            continue
+        r = results[i]
+        if not r.ok:
+            out.append({lv: (None, r.error) for lv in range(1, levels + 1)})
+            continue
+        got: dict[int, list[str]] = defaultdict(list)
+        for item in r.value["responses"]:
+            got[int(item["level"])].append(item["text"])
+        out.append({lv: (got[lv][0], None) if len(got[lv]) == 1 else
+                    (None, f"invalid_reply: level {lv} appears {len(got[lv])} time(s) in the reply") for lv in range(1, levels + 1)})
+    return out
+
+
+def generate(
+    prompts: str, llm: str, output: str, *, levels: int = 5, mode: str = "joint", check_llm: str | None = None,
+    task: str | None = None, endpoints: str | None = None, cache_dir: str | None = None, max_cost: float | None = None,
+    dry_run: bool = False, labeler: str | None = None, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    address: str | None = None, progress: bool | None = None, say: Callable[[str], None] | None = None,
+    prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(),
+) -> GenerateSummary:
+    from profile_dist.llm.engine import LLMEngine
+
+    if levels < 2:
+        raise ConfigError(f"--levels must be at least 2 (pairs compare levels), got {levels}")
+    if mode not in MODES:
+        raise ConfigError(f"unknown generation mode {mode!r}; expected one of {', '.join(MODES)}")
+    endpoint = resolve_endpoint(llm, endpoints)
+    checker = resolve_endpoint(check_llm, endpoints) if check_llm else None
+    labeler = labeler or endpoint.model
+    frame = prompt_tasks(prompts, task)
+    requests = generation_requests(frame, levels, mode, prompt)
+    summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
+    ensure_ray(address)
+    cache = cache_dir or storage.join(output, "_llm_cache")
+    announce = say or print
+    with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="generate") as engine:
+        projections = [projection_record("generate", "generator", endpoint, engine.dry_run(requests))]
+        if checker is not None:
+            # The texts to rate do not exist yet: size them at the generation's per-response token cap.
+            placeholder = " ".join(["word"] * prompt.max_tokens_per_response)
+            planned = [rating.request(t, f"{placeholder} {lv}") for t in frame["text"] for lv in range(1, levels + 1)]
+            with LLMEngine(checker, cache, progress=False) as planner:
+                rec = projection_record("generate", "checker", checker, planner.dry_run(planned))
+            projections.append({**rec, "cached": 0, "basis": rec["basis"] + ", rated texts sized at the generation cap"})
+        if say is not None or dry_run:
+            for rec in projections:
+                announce(projection_line(rec))
+        if dry_run:
+            summary.dry_run = projections
+            return summary
+        results = engine.run(requests)
+        summary.llm.append(cost_record("generate", "generator", endpoint, engine.summary))
+
+    per_prompt = texts_by_level(results, frame.height, levels, mode)
+    gen_rows: list[dict[str, Any]] = []
+    responses: dict[str, tuple[str, str]] = {}  # response_id -> (prompt_id, text)
+    rejected: dict[str, list] = defaultdict(list)
+    for row_index, (row, by_level) in enumerate(zip(frame.iter_rows(named=True), per_prompt)):
+        for lv in range(1, levels + 1):
+            text, error = by_level[lv]
+            rid = ids.response_id(row["prompt_id"], text) if text is not None else None
+            if rid is not None:
+                responses[rid] = (row["prompt_id"], text)
+            else:
+                summary.n_failed += 1
+                for name, value in zip(schema.REJECTED.names, (prompts, row_index, f"level {lv}", f"generation failed: {error}", "skipped")):
+                    rejected[name].append(value)
+            gen_rows.append({"prompt_id": row["prompt_id"], "task": row["task"], "generator": labeler, "level": lv,
+                             "response_id": rid, "error": error, "rating": None, "rating_error": None, "_text": text,
+                             "_prompt": row["text"], "_row": row_index})
+
+    pairs: dict[str, list] = defaultdict(list)
+    by_prompt = defaultdict(list)
+    for g in gen_rows:
+        if g["response_id"] is not None:
+            by_prompt[g["prompt_id"]].append(g)
+    for pid, gens in by_prompt.items():
+        for low, high in itertools.combinations(sorted(gens, key=lambda g: g["level"]), 2):
+            if low["response_id"] == high["response_id"]:
+                continue  # the same text at two levels says nothing about preference
+            values = {
+                "pair_id": ids.pair_id(DATASET, labeler, "generation", high["task"], storage.basename(prompts),
+                                       high["_row"], high["response_id"], low["response_id"]),
+                "task": high["task"], "prompt_id": pid, "response_a_id": high["response_id"],
+                "response_b_id": low["response_id"], "label": "a", "labeler": labeler, "setting": "generation",
+                "dataset": DATASET, "source_file": prompts, "source_row": high["_row"],
+            }
+            for name in schema.PAIRS.names:
+                pairs[name].append(values[name])
+
+    if checker is not None:
+        rated = [g for g in gen_rows if g["response_id"] is not None]
+        with LLMEngine(checker, cache, max_cost=None if max_cost is None else max(0.0, max_cost - summary.llm[0]["spend"]),
+                       progress=progress is not False, desc="generate (check)") as check_engine:
+            check_results = check_engine.run([rating.request(g["_prompt"], g["_text"]) for g in rated])
+            summary.llm.append(cost_record("generate", "checker", checker, check_engine.summary))
+        for g, r in zip(rated, check_results):
+            g["rating"], g["rating_error"] = (float(r.value["rating"]), None) if r.ok else (None, r.error)
+        for task_name in sorted({g["task"] for g in rated}):
+            scored = [g for g in rated if g["task"] == task_name and g["rating"] is not None]
+            summary.check.append({
+                "generator": labeler, "checker": checker.model, "task": task_name, "levels": levels, "n_rated": len(scored),
+                "kendall_tau": agreement.kendall_tau_b([g["level"] for g in scored], [g["rating"] for g in scored]),
+            })
+
+    summary.n_responses = len(responses)
+    summary.n_pairs = len(pairs["pair_id"])
+    used = pl.DataFrame({"prompt_id": sorted({pid for pid, _ in responses.values()})}, schema={"prompt_id": pl.String})
+    tables = {
+        "prompts": frame.join(used, on="prompt_id", how="semi").select("prompt_id", "text", "source").to_arrow(),
+        "responses": pa.Table.from_pylist(
+            [{"response_id": rid, "prompt_id": pid, "text": text} for rid, (pid, text) in sorted(responses.items())],
+            schema=schema.RESPONSES),
+        "pairs": pa.Table.from_pydict(dict(pairs), schema=schema.PAIRS) if pairs else schema.PAIRS.empty_table(),
+        "rejected": pa.Table.from_pydict(dict(rejected), schema=schema.REJECTED) if rejected else schema.REJECTED.empty_table(),
+    }
+    extra = {"generations": pa.Table.from_pylist([{k: g[k] for k in schema.GENERATIONS.names} for g in gen_rows],
+                                                 schema=schema.GENERATIONS)}
+    if checker is not None:
+        extra["manipulation_check"] = pa.Table.from_pylist(summary.check, schema=schema.MANIPULATION_CHECK)
+    manifest = {
+        "stage": "generate", "input": prompts, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
+        "setting": "generation", "levels": levels, "mode": mode, "prompt_version": prompt.version,
+        "check": None if checker is None else {"endpoint": checker.name, "model": checker.model,
+                                               "prompt_version": rating.version},
+        "counts": {"prompts": summary.n_prompts, "responses": summary.n_responses, "pairs": summary.n_pairs,
+                   "failed": summary.n_failed},
+        "dry_run": projections, "llm": summary.llm,
+    }
+    write_ingest_shaped(output, tables, extra, manifest, rows_per_shard)
+    return summary

@@ -1,0 +1,221 @@
+"""Judge: the evaluation setting. A model labels pairs (each asked in both orders), giving one more source.
+
+```
+profile-dist judge --pairs DIR --llm ENDPOINT [--endpoints FILE] --output DIR [--max-cost USD] [--dry-run]
+```
+
+Input: an ingest output. The pairs judged are its human-labelled pairs (all pairs if it has none), one per
+distinct (task, prompt, response A, response B). Each is asked as (A, B) and as (B, A); the two votes are
+mapped back to A/B. Where they agree the label is kept; where they disagree the pair is *inconsistent*,
+and the ``inconsistent`` policy decides: ``drop`` (default: recorded in ``rejected`` as skipped, so the
+reduce's skipped table counts it), ``first`` (keep the (A, B) vote) or ``tie``. A pair whose request failed
+in either order is dropped the same way.
+
+Output: an ingest-shaped directory whose pairs have labeler = the model and setting = evaluation and reuse
+the input's prompt and response ids (so the input's annotations apply unchanged), plus
+``judgments.parquet`` (every raw vote, schema.JUDGMENTS) and ``judge_agreement.parquet`` (position
+consistency, accuracy and Cohen's kappa against the human labels of the same pairs, per task).
+The reply cache (``OUTPUT/_llm_cache`` by default) makes a rerun or a resumed run pay only for what is missing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import polars as pl
+import pyarrow as pa
+
+from profile_dist import agreement, ids, schema, storage
+from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.settings.common import (cost_record, projection_line, projection_record, resolve_endpoint,
+                                          write_ingest_shaped)
+from profile_dist.settings.prompts import JudgePrompt
+from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
+from profile_dist.stages.runtime import ensure_ray
+
+ORDERS = ("ab", "ba")
+#: How the two orders' votes become one label; None: the pair is dropped as inconsistent.
+INCONSISTENT_POLICIES: dict[str, Callable[[str, str], str | None]] = {
+    "drop": lambda first, second: None,
+    "first": lambda first, second: first,
+    "tie": lambda first, second: "tie",
+}
+#: A reply's "preferred" field, per order, as the pair's label.
+_VOTE = {"ab": {"1": "a", "2": "b", "tie": "tie"}, "ba": {"1": "b", "2": "a", "tie": "tie"}}
+REFERENCE = ("human", "human")
+
+
+@dataclass
+class JudgeSummary:
+    output: str
+    judge: str
+    n_pairs: int = 0
+    n_kept: int = 0
+    n_inconsistent: int = 0
+    n_failed: int = 0
+    agreement: list[dict[str, Any]] = field(default_factory=list)
+    llm: dict[str, Any] = field(default_factory=dict)
+    dry_run: dict[str, Any] | None = None
+
+    def lines(self) -> list[str]:
+        if self.dry_run is not None:
+            return [projection_line(self.dry_run)]
+        out = [f"judged {self.n_pairs} pairs with {self.judge} in both orders: {self.n_kept} labelled, "
+               f"{self.n_inconsistent} position-inconsistent, {self.n_failed} failed, into {self.output}"]
+        for row in self.agreement:
+            def fmt(v: float | None) -> str:
+                return "n/a" if v is None else f"{v:.3f}"
+            out.append(f"  {row['task']}: position consistency {fmt(row['position_consistency'])}, vs {row['reference']}: "
+                       f"accuracy {fmt(row['accuracy'])}, Cohen's kappa {fmt(row['cohen_kappa'])} (n = {row['n_compared']})")
+        if self.llm:
+            out.append("  llm: " + ", ".join(f"{k}={v}" for k, v in self.llm.items()))
+        return out
+
+
+def _read_input(pairs_dir: str) -> tuple[pl.DataFrame, pa.Table, pa.Table]:
+    pairs = storage.read_table_dir(storage.join(pairs_dir, "pairs"), schema.PAIRS)
+    if pairs.num_rows == 0:
+        raise BadInputError(pairs_dir, None, "pairs", "no pairs to judge; is this the output directory of `profile-dist ingest`?")
+    prompts = storage.read_table_dir(storage.join(pairs_dir, "prompts"), schema.PROMPTS)
+    responses = storage.read_table_dir(storage.join(pairs_dir, "responses"), schema.RESPONSES)
+    return pl.from_arrow(pairs), prompts, responses
+
+
+def select_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The human pairs (all pairs if none), one per (task, prompt, A, B), in pair_id order."""
+    human = pairs.filter((pl.col("labeler") == REFERENCE[0]) & (pl.col("setting") == REFERENCE[1]))
+    chosen = human if human.height else pairs
+    return chosen.sort("pair_id").unique(["task", "prompt_id", "response_a_id", "response_b_id"], keep="first",
+                                         maintain_order=True)
+
+
+def judge_requests(chosen: pl.DataFrame, prompts: pa.Table, responses: pa.Table, prompt: JudgePrompt) -> list[Any]:
+    """Two requests per pair, (A, B) then (B, A), in ``chosen`` order."""
+    prompt_text = dict(zip(prompts.column("prompt_id").to_pylist(), prompts.column("text").to_pylist()))
+    text = dict(zip(responses.column("response_id").to_pylist(), responses.column("text").to_pylist()))
+    requests = []
+    for row in chosen.iter_rows(named=True):
+        try:
+            p, a, b = prompt_text[row["prompt_id"]], text[row["response_a_id"]], text[row["response_b_id"]]
+        except KeyError as exc:
+            raise BadInputError(row["source_file"], row["source_row"], "pair",
+                                f"pair {row['pair_id']} names {exc.args[0]}, which is not in the prompts/responses tables") from None
+        requests += [prompt.request(p, a, b), prompt.request(p, b, a)]
+    return requests
+
+
+def vote_of(order: str, result: Any) -> str | None:
+    if not result.ok:
+        return None
+    return _VOTE[order][result.value["preferred"]]
+
+
+def agreement_rows(judge: str, chosen: pl.DataFrame, votes: dict[str, tuple[str | None, str | None]],
+                   kept: dict[str, str]) -> list[dict[str, Any]]:
+    """Per task: consistency over both votes, and accuracy/kappa of the kept label vs the reference label."""
+    rows = []
+    is_reference = (chosen["labeler"] == REFERENCE[0]) & (chosen["setting"] == REFERENCE[1])
+    for task in sorted(set(chosen["task"])):
+        part = chosen.filter(pl.col("task") == task)
+        ref_part = chosen.filter((pl.col("task") == task) & is_reference)
+        first = [votes[p][0] for p in part["pair_id"]]
+        second = [votes[p][1] for p in part["pair_id"]]
+        judged = [(kept[p], label) for p, label in zip(ref_part["pair_id"], ref_part["label"]) if p in kept]
+        x, y = [j for j, _ in judged], [h for _, h in judged]
+        failed = sum(a is None or b is None for a, b in zip(first, second))
+        rows.append({
+            "judge": judge, "task": task, "reference": "/".join(REFERENCE), "n_pairs": part.height,
+            "n_failed": failed,
+            "n_inconsistent": sum(a is not None and b is not None and a != b for a, b in zip(first, second)),
+            "position_consistency": agreement.position_consistency(first, second),
+            "n_compared": len(judged), "accuracy": agreement.accuracy(x, y), "cohen_kappa": agreement.cohen_kappa(x, y),
+        })
+    return rows
+
+
+def judge(
+    pairs: str, llm: str, output: str, *, endpoints: str | None = None, cache_dir: str | None = None,
+    max_cost: float | None = None, dry_run: bool = False, inconsistent: str = "drop", labeler: str | None = None,
+    rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, address: str | None = None, progress: bool | None = None,
+    say: Callable[[str], None] | None = None, prompt: JudgePrompt = JudgePrompt(),
+) -> JudgeSummary:
+    from profile_dist.llm.engine import LLMEngine
+
+    if inconsistent not in INCONSISTENT_POLICIES:
+        raise ConfigError(f"unknown inconsistent-pair policy {inconsistent!r}; expected one of {', '.join(INCONSISTENT_POLICIES)}")
+    endpoint = resolve_endpoint(llm, endpoints)
+    labeler = labeler or endpoint.model
+    frame, prompts, responses = _read_input(pairs)
+    chosen = select_pairs(frame)
+    requests = judge_requests(chosen, prompts, responses, prompt)
+    summary = JudgeSummary(output=output, judge=labeler, n_pairs=chosen.height)
+    ensure_ray(address)
+    cache = cache_dir or storage.join(output, "_llm_cache")
+    with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="judge") as engine:
+        projection = projection_record("judge", "judge", endpoint, engine.dry_run(requests))
+        if say is not None or dry_run:
+            (say or print)(projection_line(projection))  # the estimate comes first, before anything is spent
+        if dry_run:
+            summary.dry_run = projection
+            return summary
+        results = engine.run(requests)
+        spend = cost_record("judge", "judge", endpoint, engine.summary)
+
+    votes: dict[str, tuple[str | None, str | None]] = {}
+    judgment_rows: dict[str, list] = {name: [] for name in schema.JUDGMENTS.names}
+    for i, pair_id in enumerate(chosen["pair_id"]):
+        pair_votes = []
+        for order, result in zip(ORDERS, results[2 * i: 2 * i + 2]):
+            vote = vote_of(order, result)
+            pair_votes.append(vote)
+            for name, value in zip(schema.JUDGMENTS.names, (pair_id, labeler, order, vote, result.raw, result.error)):
+                judgment_rows[name].append(value)
+        votes[pair_id] = (pair_votes[0], pair_votes[1])
+
+    policy = INCONSISTENT_POLICIES[inconsistent]
+    kept: dict[str, str] = {}
+    out_pairs: dict[str, list] = defaultdict(list)
+    rejected: dict[str, list] = defaultdict(list)
+    for row in chosen.iter_rows(named=True):
+        first, second = votes[row["pair_id"]]
+        if first is None or second is None:
+            label, reason = None, "judge request failed in at least one order"
+            summary.n_failed += 1
+        elif first == second:
+            label, reason = first, None
+        else:
+            label = policy(first, second)
+            reason = f"position-inconsistent judgment (policy {inconsistent})"
+            summary.n_inconsistent += 1
+        if label is None:
+            for name, value in zip(schema.REJECTED.names, (row["source_file"], row["source_row"], "label", reason, "skipped")):
+                rejected[name].append(value)
+            continue
+        kept[row["pair_id"]] = label
+        new_id = ids.pair_id(row["dataset"], labeler, "evaluation", row["task"], storage.basename(row["source_file"]),
+                             row["source_row"], row["response_a_id"], row["response_b_id"])
+        values = {**row, "pair_id": new_id, "label": label, "labeler": labeler, "setting": "evaluation"}
+        for name in schema.PAIRS.names:
+            out_pairs[name].append(values[name])
+    summary.n_kept = len(kept)
+    summary.agreement = agreement_rows(labeler, chosen, votes, kept)
+    summary.llm = {k: spend[k] for k in ("requests", "sent", "cached", "failed", "input_tokens", "output_tokens", "spend")}
+
+    tables = {
+        "prompts": prompts, "responses": responses,
+        "pairs": pa.Table.from_pydict(dict(out_pairs), schema=schema.PAIRS) if out_pairs else schema.PAIRS.empty_table(),
+        "rejected": pa.Table.from_pydict(dict(rejected), schema=schema.REJECTED) if rejected else schema.REJECTED.empty_table(),
+    }
+    extra = {"judgments": pa.Table.from_pydict(judgment_rows, schema=schema.JUDGMENTS),
+             "judge_agreement": pa.Table.from_pylist(summary.agreement, schema=schema.JUDGE_AGREEMENT)}
+    manifest = {
+        "stage": "judge", "input": pairs, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
+        "setting": "evaluation", "prompt_version": prompt.version, "inconsistent": inconsistent,
+        "counts": {"pairs": summary.n_pairs, "kept": summary.n_kept, "inconsistent": summary.n_inconsistent,
+                   "failed": summary.n_failed},
+        "dry_run": projection, "llm": [spend],
+    }
+    write_ingest_shaped(output, tables, extra, manifest, rows_per_shard)
+    return summary
