@@ -65,31 +65,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_judge(args: argparse.Namespace) -> int:
-    from profile_dist.stages.judge import judge
-
-    summary = judge(
-        args.pairs, args.llm, args.output, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
-        dry_run=args.dry_run, inconsistent=args.inconsistent, labeler=args.labeler, address=args.address, say=print,
-    )
-    if not args.dry_run:  # a dry run's estimate was printed already
-        print("\n".join(summary.lines()))
-    return 0
-
-
-def cmd_generate(args: argparse.Namespace) -> int:
-    from profile_dist.stages.generate import generate
-
-    summary = generate(
-        args.prompts, args.llm, args.output, levels=args.levels, mode=args.mode, check_llm=args.check_llm,
-        task=args.task, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
-        dry_run=args.dry_run, labeler=args.labeler, address=args.address, say=print,
-    )
-    if not args.dry_run:  # a dry run's estimate was printed already
-        print("\n".join(summary.lines()))
-    return 0
-
-
 def cmd_reduce(args: argparse.Namespace) -> int:
     from profile_dist.stages.reduce import reduce
 
@@ -208,33 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost the LLM factors would need; send nothing")
     p.add_argument("--llm-calls", choices=("combined", "per_factor"), default="combined",
                    help="response-level LLM factors: one call per response for all of them (default) or one per factor")
-
-    p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders")
-    p.add_argument("--pairs", required=True, help="an ingest output directory (its human pairs are judged)")
-    p.add_argument("--llm", required=True, help="endpoint name (from --endpoints) of the judge")
-    p.add_argument("--output", required=True, help="output directory (ingest-shaped, plus judgments and judge_agreement)")
-    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
-    p.add_argument("--inconsistent", default="drop", choices=["drop", "first", "tie"],
-                   help="pairs whose two orders disagree: drop (default), keep the first order's vote, or call them a tie")
-    p.add_argument("--labeler", default=None, help="labeler name on the judged pairs (default: the endpoint's model)")
-    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
-    p.add_argument("--max-cost", type=float, default=None, help="refuse to start, or stop cleanly, before spending more than this (USD)")
-    p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost; send nothing")
-
-    p = add("generate", cmd_generate, "generation setting: a model writes responses at quality levels 1..K per prompt")
-    p.add_argument("--prompts", required=True, help="an ingest output directory (its prompts; tasks from its pairs)")
-    p.add_argument("--llm", required=True, help="endpoint name (from --endpoints) of the generator")
-    p.add_argument("--output", required=True, help="output directory (ingest-shaped, plus generations and manipulation_check)")
-    p.add_argument("--levels", type=int, default=5, help="quality levels K (default 5): C(K,2) pairs per prompt")
-    p.add_argument("--mode", default="joint", choices=["joint", "separate"],
-                   help="joint: one call returns all K responses (default); separate: one call per level")
-    p.add_argument("--check-llm", default=None, help="endpoint of an independent rater for the manipulation check")
-    p.add_argument("--task", default=None, help="task of every prompt (default: from the input's pairs)")
-    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
-    p.add_argument("--labeler", default=None, help="labeler name on the pairs (default: the endpoint's model)")
-    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
-    p.add_argument("--max-cost", type=float, default=None, help="refuse to start, or stop cleanly, before spending more than this (USD)")
-    p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost; send nothing")
 
     p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders")
     p.add_argument("--pairs", required=True, help="an ingest output directory (its human pairs are judged)")
