@@ -37,7 +37,7 @@ class FactorCost:
     spend: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 6) for k, v in self.__dict__.items()}
+        return {k: round(v, 9 if k == "spend" else 3) for k, v in self.__dict__.items()}
 
 
 @dataclass
