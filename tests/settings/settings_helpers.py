@@ -18,7 +18,7 @@ def human_rows(n_pairs: int, n_prompts: int, seed: int = 7) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for i in range(n_pairs):
-        prompt = f"Question {i % n_prompts}: explain {WORDS[i % len(WORDS)]} in a few words."
+        prompt = f"Question {i % n_prompts}: explain {WORDS[(i % n_prompts) % len(WORDS)]} in a few words."
         n_short = rng.randint(5, 30)
         n_long = n_short + rng.randint(3, 30)
         short = " ".join(rng.choice(WORDS) for _ in range(n_short)) + f" r{i}s"

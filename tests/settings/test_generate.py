@@ -1,0 +1,39 @@
+"""The generate stage: joint and separate calls, C(K,2) pairs per prompt, dry run with the check's projection."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from profile_dist.stages.generate import generate
+from profile_dist.stages.ingest import ingest
+
+from settings_helpers import MODEL, endpoints_file, planted_server, write_human_corpus
+
+pytestmark = pytest.mark.usefixtures("ray_session", "api_key")
+
+
+def test_joint_and_separate_modes_write_the_same_generations_and_pairs(tmp_path):
+    human = str(tmp_path / "human")
+    ingest("pairs", [write_human_corpus(tmp_path / "h.jsonl", 12, 6)], human, progress=False)
+    with planted_server() as server:
+        endpoints = endpoints_file(tmp_path, server)
+        dry = generate(human, "model", str(tmp_path / "dry"), levels=4, check_llm="rater", endpoints=endpoints,
+                       dry_run=True, progress=False, say=lambda line: None)
+        assert [r["to_send"] for r in dry.dry_run] == [6, 6 * 4] and server.stats()["requests"] == 0
+        joint = generate(human, "model", str(tmp_path / "joint"), levels=4, endpoints=endpoints, progress=False)
+        assert server.stats()["requests"] == 6 == joint.llm[0]["sent"]
+        separate = generate(human, "model", str(tmp_path / "sep"), levels=4, mode="separate", endpoints=endpoints,
+                            progress=False)
+        assert server.stats()["requests"] == 6 + 6 * 4 == 6 + separate.llm[0]["sent"]
+    frames = {}
+    for name in ("joint", "sep"):
+        pairs = pl.read_parquet(tmp_path / name / "pairs" / "*.parquet")
+        gens = pl.read_parquet(tmp_path / name / "generations.parquet")
+        assert pairs.height == 6 * 6 and set(pairs["label"]) == {"a"} and set(pairs["setting"]) == {"generation"}
+        assert set(pairs["labeler"]) == {MODEL} and set(pairs["task"]) == {"helpful"}
+        # a = the higher level: every pair's A has the higher target level
+        level = dict(zip(gens["response_id"], gens["level"]))
+        assert all(level[a] > level[b] for a, b in zip(pairs["response_a_id"], pairs["response_b_id"]))
+        frames[name] = sorted(pairs["pair_id"])
+    assert frames["joint"] == frames["sep"]
