@@ -58,6 +58,17 @@ class Source:
         return self.name
 
 
+class JsonLinesSource(Source):
+    """A format with one JSON object per line: subclasses turn one object into a record."""
+
+    def records(self, path: str) -> Iterator[Record]:
+        for row, obj in iter_json_lines(path):
+            yield obj if isinstance(obj, RowProblem) else self.record(row, obj)
+
+    def record(self, row: int, obj: dict[str, Any]) -> Record:
+        raise NotImplementedError
+
+
 _SOURCES: dict[str, type[Source]] = {}
 
 

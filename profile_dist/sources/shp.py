@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
-from profile_dist.sources.base import RawPair, Record, RowProblem, Source, iter_json_lines, register_source, require_text
+from profile_dist.sources.base import RawPair, Record, RowProblem, JsonLinesSource, register_source, require_text
 
 
 @register_source
-class SHP(Source):
+class SHP(JsonLinesSource):
     name = "shp"
     description = "SHP JSONL: history is the question; labels 1 = human_ref_A preferred, 0 = B (must agree with score_A vs score_B)"
     default_task = "helpful"
 
-    def records(self, path: str) -> Iterator[Record]:
-        for row, obj in iter_json_lines(path):
-            if isinstance(obj, RowProblem):
-                yield obj
-                continue
-            yield self._record(row, obj)
-
-    def _record(self, row: int, obj: dict) -> Record:
+    def record(self, row: int, obj: dict) -> Record:
         texts = {}
         for name in ("history", "human_ref_A", "human_ref_B"):
             value = require_text(obj, name, row)

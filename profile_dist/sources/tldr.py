@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
-from profile_dist.sources.base import RawPair, Record, RowProblem, Source, iter_json_lines, register_source, require_text
+from profile_dist.sources.base import RawPair, Record, RowProblem, JsonLinesSource, register_source, require_text
 
 
 def summarization_prompt(info: dict) -> str:
@@ -19,19 +17,12 @@ def summarization_prompt(info: dict) -> str:
 
 
 @register_source
-class TLDR(Source):
+class TLDR(JsonLinesSource):
     name = "tldr"
     description = "TL;DR comparisons (summarize-from-feedback JSONL): info.post is the source; choice = index of the preferred summary"
     default_task = "summarization"
 
-    def records(self, path: str) -> Iterator[Record]:
-        for row, obj in iter_json_lines(path):
-            if isinstance(obj, RowProblem):
-                yield obj
-                continue
-            yield self._record(row, obj)
-
-    def _record(self, row: int, obj: dict) -> Record:
+    def record(self, row: int, obj: dict) -> Record:
         info = obj.get("info")
         if not isinstance(info, dict):
             return RowProblem(row, "info", "missing field" if info is None else "expected an object")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any
 
-from profile_dist.sources.base import RawPair, Record, RowProblem, Source, iter_json_lines, register_source, require_text
+from profile_dist.sources.base import RawPair, Record, RowProblem, JsonLinesSource, register_source, require_text
 
 
 def quotes_text(quotes: Any) -> list[str] | None:
@@ -20,19 +20,12 @@ def quotes_text(quotes: Any) -> list[str] | None:
 
 
 @register_source
-class WebGPT(Source):
+class WebGPT(JsonLinesSource):
     name = "webgpt"
     description = "WebGPT comparisons JSONL: score_0 > score_1 means answer_0 preferred, equal scores tie; the quotes plus the question are the source"
     default_task = "document_qa"
 
-    def records(self, path: str) -> Iterator[Record]:
-        for row, obj in iter_json_lines(path):
-            if isinstance(obj, RowProblem):
-                yield obj
-                continue
-            yield self._record(row, obj)
-
-    def _record(self, row: int, obj: dict) -> Record:
+    def record(self, row: int, obj: dict) -> Record:
         question = obj.get("question")
         if not isinstance(question, dict):
             return RowProblem(row, "question", "expected an object with full_text")
