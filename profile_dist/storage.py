@@ -575,10 +575,15 @@ def read_json(uri: str) -> Any:
 
 
 def read_parquet(uri: str, schema: pa.Schema | None = None) -> pa.Table:
-    if is_remote(uri):
-        table = pq.read_table(pa.BufferReader(read_bytes(uri)))
-    else:
-        table = pq.read_table(_local(uri))
+    try:
+        if is_remote(uri):
+            table = pq.read_table(pa.BufferReader(read_bytes(uri)))
+        else:
+            table = pq.read_table(_local(uri))
+    except pa.ArrowInvalid as exc:  # truncated or corrupt: name the file instead of a pyarrow traceback
+        from profile_dist.errors import BadInputError
+
+        raise BadInputError(uri, None, None, f"not a readable Parquet file ({exc})") from None
     if schema is not None:
         from profile_dist.schema import conform
 
