@@ -1,7 +1,10 @@
 """A whole job from one YAML file: ingest each corpus, annotate, reduce, report.
 
 Layout under ``output``: ``ingest/<name>/`` and ``annotations/<name>/`` per corpus, and
-``results/`` with the reduce tables and the report. Relative paths are taken from the working
+``results/`` with the reduce tables and the report. With ``models`` (endpoint names), each model also
+judges the corpora (``judge/<model>/<corpus>/``, evaluation setting; the corpus' annotations apply) and
+writes leveled responses to their prompts (``generate/<model>/<corpus>/``, generation setting, annotated
+into ``annotations/generate-<model>-<corpus>/``); see docs/paper.md and jobs/profile_paper.yaml. Relative paths are taken from the working
 directory (with ``ray job submit --working-dir .``, the submitted directory).
 """
 
@@ -31,6 +34,32 @@ class CorpusConfig:
 
 
 @dataclass
+class ModelConfig:
+    """One model of the paper's experiment: an endpoint name, judged and/or generating."""
+
+    name: str
+    judge: bool = True
+    generate: bool = True
+    labeler: str | None = None  # default: the endpoint's model id (the same in both settings: gap rows)
+
+
+@dataclass
+class JudgeConfig:
+    corpora: list[str] | None = None  # default: every corpus
+    inconsistent: str = "drop"
+    max_cost: float | None = None
+
+
+@dataclass
+class GenerateConfig:
+    corpora: list[str] | None = None  # default: every corpus
+    levels: int = 5
+    mode: str = "joint"
+    check_llm: str | None = None
+    max_cost: float | None = None
+
+
+@dataclass
 class JobConfig:
     output: str
     corpora: list[CorpusConfig]
@@ -40,6 +69,13 @@ class JobConfig:
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     address: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The model settings (all optional: a job without them is the human/corpus job it always was).
+    endpoints: str | None = None
+    annotate_llm: str | None = None  # endpoint scoring the LLM factors
+    annotate_max_cost: float | None = None
+    models: list[ModelConfig] = field(default_factory=list)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
 
 def _check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -51,7 +87,8 @@ def _check_keys(section: dict[str, Any], allowed: set[str], where: str) -> None:
 def parse_job(raw: Any, where: str) -> JobConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
-    _check_keys(raw, {"output", "address", "rows_per_shard", "ingest", "annotate", "reduce", "report"}, where)
+    _check_keys(raw, {"output", "address", "rows_per_shard", "ingest", "annotate", "reduce", "report",
+                      "endpoints", "models", "judge", "generate"}, where)
     if "output" not in raw:
         raise ConfigError(f"{where}: missing key 'output' (the directory the job writes to)")
     corpora_raw = raw.get("ingest")
@@ -75,14 +112,70 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: corpus names must be unique, got {names}")
     annotate_cfg = raw.get("annotate") or {}
-    _check_keys(annotate_cfg, {"factors"}, f"{where}: annotate")
+    _check_keys(annotate_cfg, {"factors", "llm", "max_cost"}, f"{where}: annotate")
     reduce_cfg = raw.get("reduce") or {}
     _check_keys(reduce_cfg, {"bootstrap", "seed"}, f"{where}: reduce")
-    return JobConfig(
+    job = JobConfig(
         output=str(raw["output"]), corpora=corpora, factors=annotate_cfg.get("factors"),
         bootstrap=int(reduce_cfg.get("bootstrap", 200)), seed=int(reduce_cfg.get("seed", 0)),
         rows_per_shard=int(raw.get("rows_per_shard", DEFAULT_ROWS_PER_SHARD)), address=raw.get("address"),
     )
+    _parse_settings(raw, annotate_cfg, job, where)
+    return job
+
+
+def _optional_float(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+
+
+def _corpus_names(value: Any, known: list[str], where: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: expected a list of corpus names")
+    unknown = [v for v in value if v not in known]
+    if unknown:
+        raise ConfigError(f"{where}: unknown corpus name(s) {', '.join(unknown)}; the job's corpora: {', '.join(known)}")
+    return list(value)
+
+
+def _parse_settings(raw: dict[str, Any], annotate_cfg: dict[str, Any], job: JobConfig, where: str) -> None:
+    """endpoints, models, judge and generate sections, and annotate's llm/max_cost (all optional)."""
+    job.endpoints = raw.get("endpoints")
+    job.annotate_llm = annotate_cfg.get("llm")
+    job.annotate_max_cost = _optional_float(annotate_cfg.get("max_cost"), f"{where}: annotate: max_cost")
+    names = [c.name for c in job.corpora]
+    models_raw = raw.get("models") or []
+    if not isinstance(models_raw, list):
+        raise ConfigError(f"{where}: 'models' must be a list of endpoint names or mappings with a name")
+    for i, entry in enumerate(models_raw):
+        at = f"{where}: models[{i}]"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ConfigError(f"{at}: expected an endpoint name or a mapping with 'name'")
+        _check_keys(entry, {"name", "judge", "generate", "labeler"}, at)
+        job.models.append(ModelConfig(name=str(entry["name"]), judge=bool(entry.get("judge", True)),
+                                      generate=bool(entry.get("generate", True)), labeler=entry.get("labeler")))
+    model_names = [m.name for m in job.models]
+    if len(set(model_names)) != len(model_names):
+        raise ConfigError(f"{where}: model names must be unique, got {model_names}")
+    judge_cfg = raw.get("judge") or {}
+    _check_keys(judge_cfg, {"corpora", "inconsistent", "max_cost"}, f"{where}: judge")
+    job.judge = JudgeConfig(corpora=_corpus_names(judge_cfg.get("corpora"), names, f"{where}: judge: corpora"),
+                            inconsistent=str(judge_cfg.get("inconsistent", "drop")),
+                            max_cost=_optional_float(judge_cfg.get("max_cost"), f"{where}: judge: max_cost"))
+    gen_cfg = raw.get("generate") or {}
+    _check_keys(gen_cfg, {"corpora", "levels", "mode", "check_llm", "max_cost"}, f"{where}: generate")
+    job.generate = GenerateConfig(corpora=_corpus_names(gen_cfg.get("corpora"), names, f"{where}: generate: corpora"),
+                                  levels=int(gen_cfg.get("levels", 5)), mode=str(gen_cfg.get("mode", "joint")),
+                                  check_llm=gen_cfg.get("check_llm"),
+                                  max_cost=_optional_float(gen_cfg.get("max_cost"), f"{where}: generate: max_cost"))
 
 
 def load_job(path: str) -> JobConfig:
@@ -108,10 +201,13 @@ def run_job(job: JobConfig, *, address: str | None = None, say: Callable[[str], 
         for line in summary.lines():
             say(line)
         annotations_dir = storage.join(job.output, "annotations", corpus.name)
-        for line in annotate(pairs_dir, annotations_dir, factors=job.factors, address=address, progress=progress).lines():
+        for line in _annotate(job, pairs_dir, annotations_dir, address, progress).lines():
             say(line)
         pairs_dirs.append(pairs_dir)
         annotation_dirs.append(annotations_dir)
+    more_pairs, more_annotations = _run_model_settings(job, address, say, progress)
+    pairs_dirs += more_pairs
+    annotation_dirs += more_annotations
     results_dir = storage.join(job.output, "results")
     summary = reduce(pairs_dirs, annotation_dirs, results_dir, n_bootstrap=job.bootstrap, seed=job.seed, address=address, progress=progress)
     for line in summary.lines():
@@ -119,3 +215,57 @@ def run_job(job: JobConfig, *, address: str | None = None, say: Callable[[str], 
     for line in build_report(results_dir).lines():
         say(line)
     return results_dir
+
+
+def _annotate(job: JobConfig, pairs_dir: str, output: str, address: str | None, progress: bool | None) -> Any:
+    if job.annotate_llm is None:
+        return annotate(pairs_dir, output, factors=job.factors, address=address, progress=progress)
+    return annotate(pairs_dir, output, factors=job.factors, llm=job.annotate_llm, endpoints=job.endpoints,
+                    cache_dir=storage.join(job.output, "_llm_cache"), max_cost=job.annotate_max_cost,
+                    address=address, progress=progress)
+
+
+def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str], None],
+                        progress: bool | None) -> tuple[list[str], list[str]]:
+    """Judge and generate per model; returns the extra pairs and annotations directories for the reduce.
+    Judged pairs reuse the corpus' responses, so the corpus' annotations already cover them."""
+    if not job.models:
+        return [], []
+    from profile_dist.stages.generate import generate
+    from profile_dist.stages.judge import judge
+
+    cache = storage.join(job.output, "_llm_cache")  # one reply cache: a rerun pays for nothing twice
+    pairs_dirs, annotation_dirs = [], []
+    all_names = [c.name for c in job.corpora]
+    for model in job.models:
+        slug = _slug(model.name)
+        if model.judge:
+            for name in job.judge.corpora or all_names:
+                out = storage.join(job.output, "judge", slug, name)
+                summary = judge(storage.join(job.output, "ingest", name), model.name, out, endpoints=job.endpoints,
+                                cache_dir=cache, max_cost=job.judge.max_cost, inconsistent=job.judge.inconsistent,
+                                labeler=model.labeler, rows_per_shard=job.rows_per_shard, address=address,
+                                progress=progress, say=say)
+                for line in summary.lines():
+                    say(line)
+                pairs_dirs.append(out)
+        if model.generate:
+            for name in job.generate.corpora or all_names:
+                out = storage.join(job.output, "generate", slug, name)
+                summary = generate(storage.join(job.output, "ingest", name), model.name, out,
+                                   levels=job.generate.levels, mode=job.generate.mode,
+                                   check_llm=job.generate.check_llm, endpoints=job.endpoints, cache_dir=cache,
+                                   max_cost=job.generate.max_cost, labeler=model.labeler,
+                                   rows_per_shard=job.rows_per_shard, address=address, progress=progress, say=say)
+                for line in summary.lines():
+                    say(line)
+                annotations = storage.join(job.output, "annotations", f"generate-{slug}-{name}")
+                for line in _annotate(job, out, annotations, address, progress).lines():
+                    say(line)
+                pairs_dirs.append(out)
+                annotation_dirs.append(annotations)
+    return pairs_dirs, annotation_dirs
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)

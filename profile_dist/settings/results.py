@@ -1,0 +1,54 @@
+"""What the judge and generate stages add to results.json: read from the directories the reduce was given.
+
+The reduce manifest names its pairs and annotations directories; judge outputs there carry
+``judge_agreement.parquet``, generate outputs ``manipulation_check.parquet``, and every LLM stage's
+manifest its spend per model. Nothing here needs the reduce to know about these stages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from profile_dist import schema, storage
+from profile_dist.settings.common import COST_KEYS
+
+
+def _clean(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _annotate_costs(directory: str) -> list[dict[str, Any]]:
+    """Sum of the per-shard LLM counts of one annotations directory, per model."""
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for path in storage.list_files(storage.join(directory, "_manifests"), suffix=".json"):
+        manifest = storage.read_json(path)
+        llm = manifest.get("llm")
+        if not isinstance(llm, dict) or not manifest.get("model"):
+            continue
+        for key in COST_KEYS:
+            if isinstance(llm.get(key), (int, float)):
+                totals[manifest["model"]][key] += llm[key]
+    return [{"stage": "annotate", "role": "annotator", "endpoint": None, "model": model, "output": directory,
+             **{k: round(v, 6) if k == "spend" else int(v) for k, v in counts.items()}}
+            for model, counts in sorted(totals.items())]
+
+
+def settings_results(reduce_manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """``judge_agreement``, ``manipulation_check`` and ``cost`` rows for results.json (empty lists if none)."""
+    out: dict[str, list[dict[str, Any]]] = {"judge_agreement": [], "manipulation_check": [], "cost": []}
+    for directory in reduce_manifest.get("pairs", []):
+        for name, table_schema in (("judge_agreement", schema.JUDGE_AGREEMENT),
+                                   ("manipulation_check", schema.MANIPULATION_CHECK)):
+            path = storage.join(directory, f"{name}.parquet")
+            if storage.exists(path):
+                out[name] += [_clean(r) for r in storage.read_parquet(path, table_schema).to_pylist()]
+        manifest_path = storage.join(directory, "_manifest.json")
+        if storage.exists(manifest_path):
+            manifest = storage.read_json(manifest_path)
+            if manifest.get("stage") in ("judge", "generate"):
+                out["cost"] += [{**rec, "output": directory} for rec in manifest.get("llm", [])]
+    for directory in reduce_manifest.get("annotations", []):
+        out["cost"] += _annotate_costs(directory)
+    return out
