@@ -27,7 +27,7 @@ import ray
 from tqdm import tqdm
 
 from profile_dist import adjusted, schema, stats, storage
-from profile_dist.errors import ConfigError
+from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.partials import (
     DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_counts, replicate_taus, replicate_weights,
 )
@@ -411,6 +411,38 @@ def result_tables(merged: Partial, *, level: float = 0.95, penalty: float = adju
     }
 
 
+def _pair_hashes(shard: str) -> np.ndarray:
+    return stats.id_hashes(storage.read_parquet(shard, schema.PAIRS).column("pair_id"))
+
+
+_pair_hashes_remote = ray.remote(_pair_hashes)
+
+
+def check_unique_pairs(pairs_shards: list[str]) -> None:
+    """Refuse pairs that appear twice (a pairs dir given twice, a shard copied, two ingests of one file):
+    they would be counted twice. Hashes only reach the driver (8 bytes a pair), one task per shard."""
+    if len(set(pairs_shards)) != len(pairs_shards):
+        raise ConfigError("the same pairs shard is given twice (is a --pairs directory repeated?); its pairs would be counted twice")
+    refs = [_pair_hashes_remote.remote(s) for s in pairs_shards]
+    try:
+        hashes = ray.get(refs)
+    except Exception as exc:
+        raise unwrap(exc) from None
+    every = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
+    values, counts = np.unique(every, return_counts=True)
+    if not (counts > 1).any():
+        return
+    dup = values[np.argmax(counts > 1)]
+    where = []
+    for shard, h in zip(pairs_shards, hashes):
+        for i in np.flatnonzero(h == dup):
+            where.append((shard, int(i)))
+    shard, row = where[-1]
+    pair_id = storage.read_parquet(shard, schema.PAIRS).column("pair_id")[row].as_py()
+    raise BadInputError(shard, row, "pair_id", f"duplicate pair id {pair_id} (also in {where[0][0]}, row {where[0][1]}); "
+                        f"{int((counts - 1).sum())} pair(s) would be counted twice")
+
+
 @dataclass
 class ReduceSummary:
     output: str
@@ -464,6 +496,7 @@ def reduce(
         PairsShardReader(shard, tuple(annotation_files), bootstrap_unit=bootstrap_unit, length_tolerance=length_tolerance)
         for shard in pairs_shards
     ]
+    check_unique_pairs(pairs_shards)
     merged = map_reduce(readers, config, progress=progress, total=len(readers))
     rejected, notes = _ingest_rejected(pairs_dirs)
     tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected)
