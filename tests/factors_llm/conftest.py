@@ -31,6 +31,10 @@ ROWS = [
      "Give your basil plenty of direct sunlight and water it when the top of the soil is dry. "
      "Don't let it sit in water!",
      "Basil is a herb. It always needs sun.", "a"),
+    # More facts than one judgement call takes: judged in two calls.
+    ("helpful", QUESTION, None,
+     " ".join(f"Tip {i}: move your basil pot {i} cm closer to the window." for i in range(1, 31)),
+     "Water it.", "a"),
 ]
 
 

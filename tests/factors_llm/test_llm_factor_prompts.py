@@ -99,3 +99,12 @@ def test_fact_factors_share_one_scorer_and_read_their_own_property():
     assert measures["off_focus"].value(judged) == 0.75
     assert measures["helpfulness"].value(judged) == 0.5
     assert measures["misinformation"].value(judged) == 0.25
+
+
+def test_long_fact_lists_are_judged_in_chunks_in_order():
+    facts = [f"Fact number {i} is here." for i in range(atomic.FACTS_PER_JUDGEMENT * 2 + 3)]
+    reqs = atomic.judge_requests("src", facts, ["supported"])
+    assert [len(r.json_schema["required"]) for r in reqs] == [atomic.FACTS_PER_JUDGEMENT] * 2 + [3]
+    lines = [line for r in reqs for line in find_block("FACTS", r.messages[1]["content"]).splitlines()]
+    assert [line.split(": ", 1)[1] for line in lines] == facts
+    assert atomic.judge_requests("src", [], ["supported"]) == []

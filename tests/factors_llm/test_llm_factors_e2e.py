@@ -4,11 +4,13 @@ profile_dist/testing/sim_factors.py) -> annotations, with values computed indepe
 from __future__ import annotations
 
 import json
+import math
 
 import polars as pl
 import pytest
 
 from profile_dist.cli import main
+from profile_dist.factors.atomic import FACTS_PER_JUDGEMENT
 from profile_dist.stages.annotate import annotate
 from profile_dist.testing import sim_factors as sim
 
@@ -35,6 +37,11 @@ def ok_requests(server, prefix: str | None = None) -> int:
 
 def expected_response_level(name: str, text: str, source: str) -> float:
     return float(sim.RESPONSE_LEVEL[name](text, source))
+
+
+def judge_calls(frame: pl.DataFrame) -> int:
+    """Judgement calls: one per chunk of at most FACTS_PER_JUDGEMENT facts."""
+    return sum(math.ceil(len(sim.sentences(t)) / FACTS_PER_JUDGEMENT) for t in frame["text"])
 
 
 def expected_fact_level(name: str, text: str, source: str) -> float | None:
@@ -93,11 +100,12 @@ def test_fact_factors_values_end_to_end_with_one_extraction_per_response(tmp_pat
     assert rows.height == frame.height * len(FACT_LEVEL) and rows["error"].null_count() == rows.height
     for row in rows.iter_rows(named=True):
         assert row["value"] == pytest.approx(expected_fact_level(row["factor"], row["text"], row["source_text"])), row
-    # Six fact factors, yet one extraction per response, one batched judgement per response, one key-fact
-    # extraction per distinct source and one coverage check per response.
+    # Six fact factors, yet one extraction per response, one batched judgement per response (two for the
+    # response with 30 facts), one key-fact extraction per distinct source and one coverage check per response.
     assert ok_requests(server, EXTRACT_PREFIX) == frame.height
     assert ok_requests(server, KEYS_PREFIX) == frame["source_text"].n_unique()
-    assert ok_requests(server) == 3 * frame.height + frame["source_text"].n_unique()
+    assert judge_calls(frame) == frame.height + 1
+    assert ok_requests(server) == 2 * frame.height + judge_calls(frame) + frame["source_text"].n_unique()
     assert set(summary.llm["costs"]["per_factor"]) == set(FACT_LEVEL)
 
     # Another run asking other fact factors reuses the cached extractions: no extraction is sent again.
@@ -171,10 +179,10 @@ def test_default_factor_set_with_llm_is_the_tasks_defaults(tmp_path, corpus, ser
     # judgement, a key-fact extraction (sent once per distinct source) and a coverage check; judgement and
     # coverage are estimated from sentences before any extraction is cached.
     frame = responses_with_sources(corpus)
-    n, n_sources = frame.height, frame["source_text"].n_unique()
-    assert f"requests={5 * n}," in out and f"to_send={4 * n + n_sources}," in out
+    n, n_sources, n_judge = frame.height, frame["source_text"].n_unique(), judge_calls(frame)
+    assert f"requests={4 * n + n_judge}," in out and f"to_send={3 * n + n_judge + n_sources}," in out
     annotate(str(corpus), str(tmp_path / "ann"), llm="judge", endpoints=endpoints, progress=False)
-    assert ok_requests(server) == 4 * n + n_sources
+    assert ok_requests(server) == 3 * n + n_judge + n_sources
 
 
 def test_factors_command_lists_kind_tasks_and_prompt_version(capsys):
