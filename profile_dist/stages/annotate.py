@@ -208,9 +208,11 @@ def default_llm_factors(pairs_dir: str) -> list[Factor]:
     from profile_dist.tasks import get_task
 
     pair_files = storage.list_files(storage.join(pairs_dir, "pairs"))
-    tasks: set[str] = set()
-    for path in pair_files:
-        tasks.update(storage.read_parquet(path, schema.PAIRS).column("task").unique().to_pylist())
+    fs, _ = storage.filesystem(pairs_dir)
+    # The task column only: the pairs can be far larger than the driver's memory.
+    column = pads.dataset([storage.filesystem(p)[1] for p in pair_files], filesystem=fs, schema=schema.PAIRS,
+                          format="parquet").to_table(columns=["task"]).column("task")
+    tasks = set(column.unique().to_pylist())
     wanted = {name for task in tasks for name in get_task(task).default_factors}
     return [f for f in all_factors() if f.kind == "rule" or f.name in wanted]
 

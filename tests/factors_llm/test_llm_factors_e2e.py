@@ -128,11 +128,13 @@ def test_fact_values_on_a_hand_checked_example(tmp_path, corpus, server, endpoin
                    "misinformation": 0.5, "source_coverage": pytest.approx(1 / 3)}
 
 
-@pytest.mark.parametrize("factors", [RESPONSE_LEVEL, ["clarity"], FACT_LEVEL], ids=["combined", "single", "facts"])
-def test_malformed_replies_end_as_recorded_failures(tmp_path, corpus, server, endpoints, factors):
+@pytest.mark.parametrize("factors, mode", [(RESPONSE_LEVEL, "combined"), (RESPONSE_LEVEL, "per_factor"),
+                                           (FACT_LEVEL, "combined")], ids=["combined", "per_factor", "facts"])
+def test_malformed_replies_end_as_recorded_failures(tmp_path, corpus, server, endpoints, factors, mode):
     server.configure(malformed_first=10)  # more than the endpoint's 1 + max_reasks calls
     out = tmp_path / "ann"
-    summary = annotate(str(corpus), str(out), factors=factors, llm="judge", endpoints=endpoints, progress=False)
+    summary = annotate(str(corpus), str(out), factors=factors, llm="judge", endpoints=endpoints, llm_calls=mode,
+                       progress=False)
     rows = llm_rows(out)
     n = responses_with_sources(corpus).height
     assert rows.height == n * len(factors) and set(rows["factor"]) == set(factors)
