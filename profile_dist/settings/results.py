@@ -20,8 +20,9 @@ def _clean(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _annotate_costs(directory: str) -> list[dict[str, Any]]:
-    """Sum of the per-shard LLM counts of one annotations directory, per model."""
+    """Sum of the per-shard LLM counts of one annotations directory, per model, and per annotated response."""
     totals: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    responses: dict[str, int] = defaultdict(int)
     for path in storage.list_files(storage.join(directory, "_manifests"), suffix=".json"):
         manifest = storage.read_json(path)
         llm = manifest.get("llm")
@@ -30,9 +31,15 @@ def _annotate_costs(directory: str) -> list[dict[str, Any]]:
         for key in COST_KEYS:
             if isinstance(llm.get(key), (int, float)):
                 totals[manifest["model"]][key] += llm[key]
-    return [{"stage": "annotate", "role": "annotator", "endpoint": None, "model": model, "output": directory,
-             **{k: round(v, 6) if k == "spend" else int(v) for k, v in counts.items()}}
-            for model, counts in sorted(totals.items())]
+        responses[manifest["model"]] += int((manifest.get("cost") or {}).get("responses", 0))
+    rows = []
+    for model, counts in sorted(totals.items()):
+        n = responses[model]
+        rows.append({"stage": "annotate", "role": "annotator", "endpoint": None, "model": model, "output": directory,
+                     **{k: round(v, 6) if k == "spend" else int(v) for k, v in counts.items()},
+                     "responses": n, "spend_per_response": counts["spend"] / n if n else None,
+                     "tokens_per_response": round((counts["input_tokens"] + counts["output_tokens"]) / n, 3) if n else None})
+    return rows
 
 
 def settings_results(reduce_manifest: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:

@@ -24,7 +24,7 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
         job = {
             "output": str(tmp_path / "out"), "endpoints": endpoints_file(tmp_path, server),
             "ingest": [{"name": "human", "format": "pairs", "input": [corpus], "task": "helpful"}],
-            "annotate": {"factors": ["length", "list_items", "bold"]},
+            "annotate": {"factors": ["length", "list_items", "bold", "fluency"], "llm": "model"},
             "models": ["model"], "generate": {"levels": 4, "check_llm": "rater"}, "reduce": {"bootstrap": 50},
         }
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
@@ -38,9 +38,15 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
     assert [r["judge"] for r in results["judge_agreement"]] == [MODEL]
     assert [(r["generator"], r["checker"]) for r in results["manipulation_check"]] == [(MODEL, RATER)]
     costs = {(r["stage"], r["role"], r["model"]): r for r in results["cost"]}
-    assert set(costs) == {("judge", "judge", MODEL), ("generate", "generator", MODEL), ("generate", "checker", RATER)}
-    assert sum(r["sent"] for r in costs.values()) == sent == 240 + 20 + 80
-    assert all(r["spend"] > 0 and r["input_tokens"] > 0 for r in costs.values())
+    annotated = [r for r in results["cost"] if r["stage"] == "annotate"]
+    assert set(costs) == {("judge", "judge", MODEL), ("generate", "generator", MODEL), ("generate", "checker", RATER),
+                          ("annotate", "annotator", MODEL)}
+    assert sum(r["sent"] for r in results["cost"]) == sent
+    assert sum(r["sent"] for r in results["cost"] if r["stage"] != "annotate") == 240 + 20 + 80
+    assert all(r["spend"] > 0 and r["input_tokens"] > 0 for r in results["cost"])
+    # fluency of every human response, and of every generation (its own annotations directory)
+    assert sorted(r["responses"] for r in annotated) == [80, 240]
+    assert all(r["spend_per_response"] == pytest.approx(r["spend"] / r["responses"]) for r in annotated)
     sources = {(r["labeler"], r["setting"]) for r in results["influence"]}
     assert sources == {("human", "human"), (MODEL, "evaluation"), (MODEL, "generation")}
     assert {r["model"] for r in results["gap"]} == {MODEL}
