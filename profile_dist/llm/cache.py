@@ -42,7 +42,7 @@ def _read_segment(path: Path) -> Iterator[tuple[str, bytes] | None]:
 
 
 class ReplyCache:
-    def __init__(self, cache_dir: str | os.PathLike[str], fsync_every_s: float = 2.0) -> None:
+    def __init__(self, cache_dir: str | os.PathLike[str], fsync_every_s: float = 2.0, load: bool = True) -> None:
         if "://" in os.fspath(cache_dir):
             # Appends and fsync need a filesystem; an object-store cache is not implemented yet.
             raise ValueError(f"the LLM reply cache needs a local or shared-filesystem directory, got {cache_dir!r}")
@@ -54,7 +54,8 @@ class ReplyCache:
         self._last_sync = time.monotonic()
         self._dirty = False
         self.torn_lines = 0
-        self.reload()
+        if load:  # a writer that only appends (a worker) skips reading what is there
+            self.reload()
 
     def reload(self) -> None:
         """Read every segment (also those other processes wrote since)."""
@@ -83,6 +84,10 @@ class ReplyCache:
             del self._lines[key]
             self.torn_lines += 1
             return None
+
+    def remember(self, key: str, record: dict[str, Any]) -> None:
+        """Index a record that another process of this run already wrote (no write here)."""
+        self._lines[key] = json.dumps({"k": key, "r": record}, ensure_ascii=False, separators=(",", ":")).encode()
 
     def keys(self) -> Iterable[str]:
         return self._lines.keys()

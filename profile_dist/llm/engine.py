@@ -26,9 +26,9 @@ What a run does:
   carries the partial results as ``.results``) before the budget would be exceeded. Token counts are the
   pre-send estimates (:mod:`profile_dist.llm.tokens`), which overestimate English by about a third;
 - hands batches to the worker actors (:mod:`profile_dist.llm.worker`; all share the endpoint's limiter,
-  :mod:`profile_dist.llm.limiter`) and stores each reply in the cache the moment it comes back, so a driver
-  killed with SIGKILL and rerun pays again for at most the requests dispatched and not yet returned
-  (at most 2 x in-flight per worker);
+  :mod:`profile_dist.llm.limiter`); each reply is stored in the cache the moment it arrives (by a worker on
+  the driver's node itself, by the driver for workers elsewhere), so a driver killed with SIGKILL and rerun
+  pays again for at most the requests dispatched and not yet answered (at most 2 x in-flight per worker);
 - stops the whole job within seconds on 401/403/404 (EndpointFatalError naming the endpoint);
 - shows a bar with done/failed/cached, requests and tokens per minute and spend, and keeps the same counts
   in ``summary``.
@@ -124,8 +124,11 @@ class LLMEngine:
             self._limiter = get_limiter(ep.rpm, ep.tpm, ep.limiter_id, quantize=ep.quantize, headroom=ep.headroom)
         run_id = uuid.uuid4().hex[:8]
         self._worker_ids = [f"{ep.name}-{run_id}-{i}" for i in range(self.num_workers)]
+        cache_dir = os.path.abspath(self.cache.dir)
+        driver_node = ray.get_runtime_context().get_node_id()
         self._workers = [
-            LLMWorker.options(scheduling_strategy="SPREAD").remote(ep, api_key, wid, self._limiter, self.in_flight)
+            LLMWorker.options(scheduling_strategy="SPREAD").remote(ep, api_key, wid, self._limiter, self.in_flight,
+                                                                   cache_dir, driver_node)
             for wid in self._worker_ids]
         fatal = next((m for m in ray.get([w.ready.remote() for w in self._workers]) if m), None)
         if fatal:
@@ -203,8 +206,8 @@ class LLMEngine:
     async def _dispatch(self, reqs: list[LLMRequest], keys: list[str], cost_model: CostModel, stats: RunStats,
                         bar: ProgressBar) -> dict[str, LLMResult]:
         ep = self.endpoint
-        wire = [{"i": i, "messages": list(r.messages), "schema": r.json_schema, "name": r.schema_name,
-                 "params": r.params} for i, r in enumerate(reqs)]
+        wire = [{"i": i, "key": keys[i], "messages": list(r.messages), "schema": r.json_schema,
+                 "name": r.schema_name, "params": r.params} for i, r in enumerate(reqs)]
         size = max(1, min(self.in_flight, math.ceil(len(wire) / (len(self._workers) * _PREFETCH))))
         batches = collections.deque(wire[i:i + size] for i in range(0, len(wire), size))
         reserved: dict[int, float] = {}
@@ -232,7 +235,9 @@ class LLMEngine:
             result = LLMResult(key=keys[i], value=res["value"], error=res["error"], raw=res["raw"],
                                input_tokens=res["input_tokens"], output_tokens=res["output_tokens"], cost=cost,
                                cached=False, finish_reason=res["finish"], calls=res["calls"])
-            if res["cacheable"]:
+            if res.get("persisted"):
+                self.cache.remember(keys[i], result.to_record())  # the worker already wrote it
+            elif res["cacheable"]:
                 self.cache.put(keys[i], result.to_record())  # durable before anything else happens
             out[keys[i]] = result
             self.spent += cost

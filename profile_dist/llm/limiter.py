@@ -85,8 +85,13 @@ class LimiterCore:
     """The schedule, without Ray: every time argument is in seconds on one clock (the actor uses wall time)."""
 
     def __init__(self, rpm: float | None, tpm: float | None, *, quantize: bool = True, headroom: float = 0.01,
-                 horizon_s: float = 0.5, recover_s: float = 10.0) -> None:
+                 horizon_s: float = 1.0, min_block: int = 8, max_ahead_s: float = 4.0,
+                 recover_s: float = 10.0) -> None:
+        # A lease holds the slots within horizon_s, and at least min_block (up to max_ahead_s): each Ray
+        # call costs about 3 ms of CPU between the two processes, so a lease must carry several requests.
         self.horizon_s = horizon_s
+        self.min_block = min_block
+        self.max_ahead_s = max_ahead_s
         self.recover_s = recover_s
         self.factor = 1.0
         self._cut_factor = 1.0
@@ -150,7 +155,7 @@ class LimiterCore:
         for i, est in enumerate(estimates):
             tokens = max(1, int(est * scale))
             t = self._earliest(now, tokens)
-            if slots and t > now + self.horizon_s:
+            if slots and t > now + self.horizon_s and (len(slots) >= self.min_block or t > now + self.max_ahead_s):
                 self._frontier = t  # the windows were trimmed up to t: never book before it
                 break
             e = _Entry(t, 1, tokens)
@@ -288,14 +293,21 @@ class Pacer:
     the reported tokens (``correct``), an unused slot (``release``) or a 429 (``penalize``).
     """
 
-    def __init__(self, limiter: Any, worker_id: str, horizon_s: float = 0.5, max_block: int = 256,
-                 late_tolerance_s: float = 0.005) -> None:
+    def __init__(self, limiter: Any, worker_id: str, refill_s: float = 0.5, max_block: int = 256,
+                 late_tolerance_s: float = 0.005, flush_s: float = 2.0, min_interval_s: float = 0.05) -> None:
         self.limiter = limiter
+        #: At most one lease per this interval, so requests freed one by one are leased together
+        #: (a lease is a Ray call, about 3 ms of CPU; the wait is shorter than any provider's latency).
+        self.min_interval_s = min_interval_s
+        self._last_lease = -math.inf
+        #: Lease again when the slots held reach less than this far ahead.
+        self.refill_s = refill_s
+        #: Corrections ride on leases; between leases they go out at most this often.
+        self.flush_s = flush_s
         #: A request woken later than this after its slot gives the slot back and waits for a new one:
         #: sent late it would crowd the next slots into one provider window.
         self.late_tolerance_s = late_tolerance_s
         self.worker_id = worker_id
-        self.horizon_s = horizon_s
         self.max_block = max_block
         self._pending: collections.deque[_Waiter] = collections.deque()
         self._leasing: asyncio.Task | None = None
@@ -362,10 +374,9 @@ class Pacer:
         self._maybe_flush(force=True)
 
     def _maybe_flush(self, force: bool = False) -> None:
-        # Corrections ride on the next lease; between leases they go out at most 4 times a second.
         now = time.monotonic()
         if (self._corrections or self._observation) and self._leasing is None and (
-                force or now - self._last_flush > 0.25):
+                force or now - self._last_flush > self.flush_s):
             self.limiter.report.remote(self._corrections, self._observation)
             self._corrections, self._observation = [], None
             self._last_flush = now
@@ -378,8 +389,9 @@ class Pacer:
         try:
             while self._pending:
                 now = time.monotonic()
-                # Hold at most about one horizon of future slots; wait out a known pause.
-                wait = max(self._last_send_at - self.horizon_s / 2, self._paused_until) - now
+                # Lease again only when the slots held run short; wait out a known pause.
+                wait = max(self._last_send_at - self.refill_s, self._paused_until,
+                           self._last_lease + self.min_interval_s) - now
                 if wait > 0:
                     await asyncio.sleep(wait)
                     continue
@@ -387,6 +399,7 @@ class Pacer:
                 corrections, self._corrections = self._corrections, []
                 observation, self._observation = self._observation, None
                 epoch = self._epoch
+                self._last_lease = time.monotonic()
                 lease_id, slots, pause_end = await self.limiter.lease.remote(
                     [w.tokens for w in block], corrections, observation)
                 self._last_flush = mono = time.monotonic()

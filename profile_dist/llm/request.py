@@ -41,6 +41,13 @@ class LLMRequest:
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+def reply_record(value: Any, error: str | None, raw: str | None, input_tokens: int, output_tokens: int,
+                 cost: float, finish: str | None) -> dict[str, Any]:
+    """What the cache keeps for one request (written by a worker on the driver's node, else by the driver)."""
+    return {"value": value, "error": error, "raw": raw, "in": input_tokens, "out": output_tokens, "cost": cost,
+            "finish": finish}
+
+
 @dataclass
 class LLMResult:
     key: str
@@ -69,8 +76,8 @@ class LLMResult:
         return None if self.error is None else self.error.split(":", 1)[0]
 
     def to_record(self) -> dict[str, Any]:
-        return {"value": self.value, "error": self.error, "raw": self.raw, "in": self.input_tokens,
-                "out": self.output_tokens, "cost": self.cost, "finish": self.finish_reason}
+        return reply_record(self.value, self.error, self.raw, self.input_tokens, self.output_tokens, self.cost,
+                            self.finish_reason)
 
     @classmethod
     def from_record(cls, key: str, rec: dict[str, Any]) -> "LLMResult":

@@ -17,7 +17,7 @@ import jsonschema
 
 Message = dict[str, str]
 
-_validators: dict[str, Any] = {}
+_validators: dict[int, tuple[dict[str, Any], Any]] = {}
 
 
 def response_format(mode: str, schema: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -44,13 +44,18 @@ def json_mode_messages(messages: list[Message], schema: dict[str, Any]) -> list[
 
 
 def _validator(schema: dict[str, Any]) -> Any:
-    key = json.dumps(schema, sort_keys=True)
-    v = _validators.get(key)
-    if v is None:
-        cls = jsonschema.validators.validator_for(schema)
-        cls.check_schema(schema)
-        v = _validators[key] = cls(schema)
-    return v
+    # Keyed by identity (the schema object is kept alive beside its validator): one schema object
+    # serves a whole batch, and hashing its JSON per reply would cost more than validating.
+    hit = _validators.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator = cls(schema)
+    if len(_validators) > 1024:
+        _validators.clear()
+    _validators[id(schema)] = (schema, validator)
+    return validator
 
 
 def validate_reply(text: str | None, schema: dict[str, Any] | None) -> tuple[Any, str | None]:

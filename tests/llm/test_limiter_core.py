@@ -63,11 +63,20 @@ def test_even_pacing_at_the_rate_less_headroom():
 
 
 def test_lease_stops_at_the_horizon_but_always_grants_one():
-    core = LimiterCore(60, None, horizon_s=0.5)  # one request a second
+    core = LimiterCore(60, None, horizon_s=0.5, min_block=1)  # one request a second
     _, slots = core.lease(0.0, [1] * 5)
     assert len(slots) == 1
     _, later = core.lease(0.0, [1] * 5)
     assert len(later) == 1 and later[0] > slots[0] + 1.0
+
+
+def test_a_lease_carries_a_minimum_block_within_the_lookahead_cap():
+    core = LimiterCore(600, None, horizon_s=0.5, min_block=8, max_ahead_s=4.0)  # 10 a second
+    _, slots = core.lease(0.0, [1] * 20)
+    assert len(slots) == 8  # 0.8 s of schedule: past the horizon, up to the block
+    slow = LimiterCore(60, None, horizon_s=0.5, min_block=8, max_ahead_s=4.0)  # 1 a second
+    _, slots = slow.lease(0.0, [1] * 20)
+    assert len(slots) == 4 and slots[-1] <= 4.0  # the cap on how far ahead a block may reach
 
 
 def test_release_returns_budget_and_correction_books_real_tokens():
