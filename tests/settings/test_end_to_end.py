@@ -57,6 +57,10 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     assert "1000 to send" in printed[0]
     assert summary.llm["sent"] == 1000 == server.stats()["requests"] - before
     assert summary.n_pairs == 500 and summary.n_inconsistent == 0 and summary.n_failed == 0
+    # A rerun projects and sends nothing: every reply is in the cache beside the output.
+    again: list[str] = []
+    rerun = judge(human, "model", judged, endpoints=endpoints, progress=False, say=again.append)
+    assert "0 to send" in again[0] and rerun.llm["sent"] == 0 and server.stats()["requests"] - before == 1000
 
     generated = str(tmp_path / "generate")
     gen = generate(human, "model", generated, levels=LEVELS, check_llm="rater", endpoints=endpoints, progress=False)
