@@ -56,6 +56,8 @@ class ServerConfig:
     latency_ms: tuple[float, float] = (0.0, 0.0)
     error_rate: float = 0.0  # 500/502/503
     timeout_rate: float = 0.0  # hang for hang_s, past the client's timeout
+    #: 429 with Retry-After at this rate, whatever the rpm/tpm windows say (a provider's shared-capacity 429s).
+    rate_limited_rate: float = 0.0
     disconnect_rate: float = 0.0  # close the connection without a reply
     malformed_rate: float = 0.0  # invalid JSON or schema-invalid content
     #: The first N replies to each request key are malformed (deterministic re-ask tests).
@@ -235,6 +237,7 @@ class ChatLogic:
     def reset(self) -> None:
         self.limits = _Limits(self.cfg)
         self.seen: collections.Counter[str] = collections.Counter()
+        self.refused: collections.Counter[str] = collections.Counter()  # injected 429s per key
         self.ok_per_key: collections.Counter[str] = collections.Counter()
         self.by_status: collections.Counter[str] = collections.Counter()
         self.accepted_times: list[float] = []
@@ -286,6 +289,9 @@ class ChatLogic:
         content, finish, fault = self._content(req, messages, key, n)
         completion_tokens = count_tokens(content)
         wait = self.limits.admit(now, prompt_tokens + completion_tokens)
+        if wait <= 0 and _uniform(cfg.seed, key, self.refused[key], "429") < cfg.rate_limited_rate:
+            self.refused[key] += 1  # a fresh draw for the next attempt of the same request
+            wait = 0.05
         if wait > 0:
             self._record(now, key, "429", messages=messages)
             headers = {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(math.ceil(wait * 1000))}
@@ -590,7 +596,7 @@ def _parse_args(argv: list[str] | None) -> tuple[ServerConfig, str, int]:
     p.add_argument("--tpm", type=int)
     p.add_argument("--no-quantize", action="store_true", help="enforce the per-minute window only")
     p.add_argument("--latency-ms", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"))
-    for name in ("error-rate", "timeout-rate", "disconnect-rate", "malformed-rate", "length-rate"):
+    for name in ("error-rate", "timeout-rate", "rate-limited-rate", "disconnect-rate", "malformed-rate", "length-rate"):
         p.add_argument(f"--{name}", type=float, default=0.0)
     p.add_argument("--malformed-first", type=int, default=0)
     p.add_argument("--hang-s", type=float, default=30.0)
@@ -602,7 +608,7 @@ def _parse_args(argv: list[str] | None) -> tuple[ServerConfig, str, int]:
     a = p.parse_args(argv)
     cfg = ServerConfig(api_key=a.api_key, models=tuple(a.models or ("test-judge",)), rpm=a.rpm, tpm=a.tpm,
                        quantize=not a.no_quantize, latency_ms=tuple(a.latency_ms), error_rate=a.error_rate,
-                       timeout_rate=a.timeout_rate, disconnect_rate=a.disconnect_rate,
+                       timeout_rate=a.timeout_rate, rate_limited_rate=a.rate_limited_rate, disconnect_rate=a.disconnect_rate,
                        malformed_rate=a.malformed_rate, malformed_first=a.malformed_first,
                        length_rate=a.length_rate, hang_s=a.hang_s, seed=a.seed,
                        json_schema=not a.no_json_schema, max_context_tokens=a.max_context_tokens,

@@ -1,0 +1,106 @@
+"""Helpers of the fault suite: the real CLI as a child process, kill-when-condition, endpoint files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[2]
+# Recognisable on purpose: the secrets test searches everything written for these.
+KEY_ENV, KEY = "PROFILE_TEST_FAULTS_KEY", "sk-PLANTED-faults-7f3a9c1e5b2d4068"
+
+
+def endpoints_file(path: Path, base_url: str, *, concurrency: int = 4, timeout_s: float | None = None,
+                   max_attempts: int | None = None, workers: int = 1, name: str = "judge",
+                   model: str = "test-judge", key_env: str = KEY_ENV) -> str:
+    extra = ""
+    if timeout_s is not None:
+        extra += f"    timeout_s: {timeout_s}\n"
+    if max_attempts is not None:
+        extra += f"    max_attempts: {max_attempts}\n"
+    path.write_text(
+        "endpoints:\n"
+        f"  {name}:\n"
+        f"    base_url: {base_url}\n"
+        f"    model: {model}\n"
+        f"    api_key_env: {key_env}\n"
+        f"    max_concurrency: {concurrency}\n"
+        f"    workers: {workers}\n"
+        "    backoff_base_s: 0.05\n"
+        "    backoff_max_s: 0.5\n"
+        "    price_per_1k: {input: 0.001, output: 0.002}\n" + extra)
+    return str(path)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, KEY_ENV: KEY, "PYTHONPATH": os.pathsep.join(sys.path), **extra}
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "profile_dist.cli", *args]
+
+
+class Child:
+    """A CLI child process whose stderr is collected in the background (progress bars end in \\r)."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.err = bytearray()
+        self.out = bytearray()
+        self._threads = [threading.Thread(target=self._pump, args=(s, b), daemon=True)
+                         for s, b in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for t in self._threads:
+            t.start()
+
+    def _pump(self, stream, sink: bytearray) -> None:
+        while chunk := stream.read1(4096):
+            sink.extend(chunk)
+
+    def kill_when(self, condition: Callable[[], bool], timeout: float = 120.0) -> None:
+        """SIGKILL the child once ``condition()`` holds; fails if the child ended first."""
+        deadline = time.monotonic() + timeout
+        try:
+            while not condition():
+                assert self.proc.poll() is None, f"the child ended before the kill:\n{self.text()[-3000:]}"
+                assert time.monotonic() < deadline, "condition not reached in time"
+                time.sleep(0.02)
+            assert self.proc.poll() is None, "the child ended before the kill"
+            os.kill(self.proc.pid, signal.SIGKILL)
+        finally:
+            if self.proc.poll() is None and not condition():
+                self.proc.kill()
+            self.proc.wait(timeout=30)
+            for t in self._threads:
+                t.join(timeout=5)
+
+    def wait(self, timeout: float = 300.0) -> int:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        for t in self._threads:
+            t.join(timeout=5)
+        return code
+
+    def text(self) -> str:
+        return self.out.decode(errors="replace") + self.err.decode(errors="replace")
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300.0) -> subprocess.CompletedProcess:
+    return subprocess.run(cli(*args), env=env or cli_env(), cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def llm_rows(annotations: Path, endpoint: str = "judge") -> pl.DataFrame:
+    return pl.read_parquet(annotations / f"part-*.llm-{endpoint}.parquet")
