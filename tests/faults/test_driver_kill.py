@@ -65,6 +65,7 @@ def test_sigkill_mid_annotate_llm_then_rerun_completes_paying_again_only_in_flig
         assert paid_twice(server) <= IN_FLIGHT_BOUND
 
 
+@pytest.mark.slow
 def test_sigkill_mid_reduce_then_rerun_gives_the_uninterrupted_result(tmp_path, ray_session):
     pairs, annotations = tmp_path / "pairs", tmp_path / "ann"
     ingest("pairs", [write_demo_corpus(str(tmp_path / "demo.jsonl"))], str(pairs), rows_per_shard=10, progress=False)
@@ -95,3 +96,25 @@ def test_sigkill_mid_reduce_then_rerun_gives_the_uninterrupted_result(tmp_path, 
         assert_frame_equal(got, want, check_exact=False, rel_tol=1e-9)
     assert pl.read_parquet(out / "influence.parquet")["n_pairs"].sum() == pl.read_parquet(
         reference / "influence.parquet")["n_pairs"].sum()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_judge_then_rerun_completes_paying_again_only_in_flight(tmp_path, ray_session, demo_pairs):
+    address = ray_session.get_runtime_context().gcs_address
+    n_pairs = pl.read_parquet(demo_pairs / "pairs" / "*.parquet").height
+    with ServerProcess(["--api-key", cli_env()["PROFILE_TEST_FAULTS_KEY"], "--latency-ms", "20", "60"]) as server:
+        endpoints = endpoints_file(tmp_path / "endpoints.yaml", server.base_url, concurrency=CONCURRENCY)
+        out = tmp_path / "judged"
+        args = ["judge", "--address", address, "--pairs", str(demo_pairs), "--llm", "judge", "--output", str(out),
+                "--endpoints", endpoints]
+        first = Child(cli(*args), cli_env())
+        first.kill_when(lambda: server.stats()["ok"] >= n_pairs // 2)
+        assert not (out / "judgments.parquet").exists()
+        rerun = run_cli(*args)
+        assert rerun.returncode == 0, rerun.stderr[-3000:]
+        votes = pl.read_parquet(out / "judgments.parquet")
+        assert votes.select("pair_id", "order").is_duplicated().sum() == 0
+        n_requests = len(server.stats()["ok_per_key"])
+        assert votes.height == n_requests  # one vote per distinct request, both orders of every judged pair
+        print(f"\njudge SIGKILL: requests={n_requests}, paid twice={paid_twice(server)} (bound {IN_FLIGHT_BOUND})")
+        assert paid_twice(server) <= IN_FLIGHT_BOUND
