@@ -84,12 +84,19 @@ def test_response_level_values_end_to_end_and_calls_per_mode(tmp_path, corpus, s
     assert all(m["llm_calls"] == mode for m in manifests)
 
 
-def test_switching_the_call_mode_redoes_the_shards(tmp_path, corpus, server, endpoints):
+def test_switching_the_call_mode_redoes_the_shards_and_the_cli_prints_costs(tmp_path, corpus, server, endpoints,
+                                                                              capsys):
     out = str(tmp_path / "ann")
-    annotate(str(corpus), out, factors=["clarity", "fluency"], llm="judge", endpoints=endpoints, progress=False)
-    again = annotate(str(corpus), out, factors=["clarity", "fluency"], llm="judge", endpoints=endpoints,
-                     llm_calls="per_factor", progress=False)
-    assert again.shards_skipped == 0 and again.shards_done > 0
+    args = ["annotate", "--pairs", str(corpus), "--output", out, "--factors", "clarity,fluency", "--llm", "judge",
+            "--endpoints", endpoints]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "llm_calls=combined" in printed
+    for name in ("clarity", "fluency"):
+        assert f"cost per response of {name}: " in printed
+    assert main([*args, "--llm-calls", "per_factor"]) == 0
+    printed = capsys.readouterr().out
+    assert "; 0 shard(s) already done)" in printed and "llm_calls=per_factor" in printed
 
 
 def test_fact_factors_values_end_to_end_with_one_extraction_per_response(tmp_path, corpus, server, endpoints):
