@@ -269,7 +269,9 @@ def _annotate_llm(
         raise ConfigError(str(exc)) from None
     groups = llm_groups(factors, llm_calls)
     versions = _row_versions(groups)
-    extra = {"llm_calls": llm_calls, "prompt_versions": versions}
+    # The prompt each factor was asked with (its own or the combined one) is part of a shard's identity, so
+    # switching --llm-calls redoes exactly the shards whose prompts change.
+    extra = {"prompt_versions": versions}
     suffix = f".llm-{_endpoint_slug(endpoint.name)}"
     pending = []
     for shard in response_shards:

@@ -81,7 +81,7 @@ def test_response_level_values_end_to_end_and_calls_per_mode(tmp_path, corpus, s
     assert costs["per_response"]["spend"] == pytest.approx(summary.llm["spend"] / frame.height, rel=1e-4)
     manifests = [json.loads(p.read_text()) for p in (out / "_manifests").glob("*.llm-judge.json")]
     assert sum(m["cost"]["responses"] for m in manifests) == frame.height
-    assert all(m["llm_calls"] == mode for m in manifests)
+    assert all(m["prompt_versions"] == versions for m in manifests)
 
 
 def test_switching_the_call_mode_redoes_the_shards_and_the_cli_prints_costs(tmp_path, corpus, server, endpoints,
