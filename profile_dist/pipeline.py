@@ -71,6 +71,7 @@ class JobConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     # The model settings (all optional: a job without them is the human/corpus job it always was).
     endpoints: str | None = None
+    llm_cache: str | None = None  # the LLM reply cache (default OUTPUT/_llm_cache; must be a filesystem path)
     annotate_llm: str | None = None  # endpoint scoring the LLM factors
     annotate_max_cost: float | None = None
     models: list[ModelConfig] = field(default_factory=list)
@@ -88,7 +89,7 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping at the top level")
     _check_keys(raw, {"output", "address", "rows_per_shard", "ingest", "annotate", "reduce", "report",
-                      "endpoints", "models", "judge", "generate"}, where)
+                      "endpoints", "models", "judge", "generate", "llm_cache"}, where)
     if "output" not in raw:
         raise ConfigError(f"{where}: missing key 'output' (the directory the job writes to)")
     corpora_raw = raw.get("ingest")
@@ -147,6 +148,7 @@ def _corpus_names(value: Any, known: list[str], where: str) -> list[str] | None:
 def _parse_settings(raw: dict[str, Any], annotate_cfg: dict[str, Any], job: JobConfig, where: str) -> None:
     """endpoints, models, judge and generate sections, and annotate's llm/max_cost (all optional)."""
     job.endpoints = raw.get("endpoints")
+    job.llm_cache = raw.get("llm_cache")
     job.annotate_llm = annotate_cfg.get("llm")
     job.annotate_max_cost = _optional_float(annotate_cfg.get("max_cost"), f"{where}: annotate: max_cost")
     names = [c.name for c in job.corpora]
@@ -221,7 +223,7 @@ def _annotate(job: JobConfig, pairs_dir: str, output: str, address: str | None, 
     if job.annotate_llm is None:
         return annotate(pairs_dir, output, factors=job.factors, address=address, progress=progress)
     return annotate(pairs_dir, output, factors=job.factors, llm=job.annotate_llm, endpoints=job.endpoints,
-                    cache_dir=storage.join(job.output, "_llm_cache"), max_cost=job.annotate_max_cost,
+                    cache_dir=_llm_cache(job), max_cost=job.annotate_max_cost,
                     address=address, progress=progress)
 
 
@@ -234,7 +236,7 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
     from profile_dist.stages.generate import generate
     from profile_dist.stages.judge import judge
 
-    cache = storage.join(job.output, "_llm_cache")  # one reply cache: a rerun pays for nothing twice
+    cache = _llm_cache(job)  # one reply cache: a rerun pays for nothing twice
     pairs_dirs, annotation_dirs = [], []
     all_names = [c.name for c in job.corpora]
     for model in job.models:
@@ -265,6 +267,12 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
                 pairs_dirs.append(out)
                 annotation_dirs.append(annotations)
     return pairs_dirs, annotation_dirs
+
+
+def _llm_cache(job: JobConfig) -> str:
+    from profile_dist.settings.common import cache_dir_for
+
+    return cache_dir_for(job.output, job.llm_cache)
 
 
 def _slug(name: str) -> str:

@@ -24,6 +24,16 @@ def resolve_endpoint(name: str, endpoints: str | None) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def cache_dir_for(output: str, cache_dir: str | None) -> str:
+    """The reply cache: ``cache_dir``, else beside the output. It must be a filesystem directory (the cache
+    appends and fsyncs), so an object-store output needs an explicit local or shared one."""
+    cache = cache_dir or storage.join(output, "_llm_cache")
+    if storage.is_remote(cache):
+        raise ConfigError(f"the LLM reply cache must be a local or shared-filesystem directory, not {cache}; "
+                          f"pass --cache-dir (jobs: llm_cache) when the output is on an object store")
+    return cache
+
+
 def cost_record(stage: str, role: str, endpoint: Any, summary: dict[str, Any]) -> dict[str, Any]:
     """One stage's spend through one endpoint, as kept in the stage manifest."""
     return {"stage": stage, "role": role, "endpoint": endpoint.name, "model": endpoint.model,

@@ -26,8 +26,8 @@ import pyarrow as pa
 
 from profile_dist import agreement, ids, schema, storage
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.settings.common import (cost_record, projection_line, projection_record, resolve_endpoint,
-                                          write_ingest_shaped)
+from profile_dist.settings.common import (cache_dir_for, cost_record, projection_line, projection_record,
+                                          resolve_endpoint, write_ingest_shaped)
 from profile_dist.settings.prompts import GenerationPrompt, RatingPrompt
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
@@ -123,12 +123,12 @@ def generate(
         raise ConfigError(f"unknown generation mode {mode!r}; expected one of {', '.join(MODES)}")
     endpoint = resolve_endpoint(llm, endpoints)
     checker = resolve_endpoint(check_llm, endpoints) if check_llm else None
+    cache = cache_dir_for(output, cache_dir)  # before any work: an object-store output needs a local cache
     labeler = labeler or endpoint.model
     frame = prompt_tasks(prompts, task)
     requests = generation_requests(frame, levels, mode, prompt)
     summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
     ensure_ray(address)
-    cache = cache_dir or storage.join(output, "_llm_cache")
     announce = say or print
     with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="generate") as engine:
         projections = [projection_record("generate", "generator", endpoint, engine.dry_run(requests))]

@@ -29,8 +29,8 @@ import pyarrow as pa
 
 from profile_dist import agreement, ids, schema, storage
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.settings.common import (cost_record, projection_line, projection_record, resolve_endpoint,
-                                          write_ingest_shaped)
+from profile_dist.settings.common import (cache_dir_for, cost_record, projection_line, projection_record,
+                                          resolve_endpoint, write_ingest_shaped)
 from profile_dist.settings.prompts import JudgePrompt
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
@@ -146,13 +146,13 @@ def judge(
     if inconsistent not in INCONSISTENT_POLICIES:
         raise ConfigError(f"unknown inconsistent-pair policy {inconsistent!r}; expected one of {', '.join(INCONSISTENT_POLICIES)}")
     endpoint = resolve_endpoint(llm, endpoints)
+    cache = cache_dir_for(output, cache_dir)  # before any work: an object-store output needs a local cache
     labeler = labeler or endpoint.model
     frame, prompts, responses = _read_input(pairs)
     chosen = select_pairs(frame)
     requests = judge_requests(chosen, prompts, responses, prompt)
     summary = JudgeSummary(output=output, judge=labeler, n_pairs=chosen.height)
     ensure_ray(address)
-    cache = cache_dir or storage.join(output, "_llm_cache")
     with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="judge") as engine:
         projection = projection_record("judge", "judge", endpoint, engine.dry_run(requests))
         if say is not None or dry_run:

@@ -81,3 +81,12 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path, biased_server, 
     assert biased_server.stats()["requests"] == before and not (tmp_path / "out" / "pairs").exists()
     assert main(["judge", "--pairs", human, "--llm", "nope", "--endpoints", endpoints, "--output", str(tmp_path / "x")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_an_object_store_output_needs_a_filesystem_cache(tmp_path):
+    from profile_dist.errors import ConfigError
+
+    endpoints = tmp_path / "endpoints.yaml"
+    endpoints.write_text("endpoints:\n  model:\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: null\n")
+    with pytest.raises(ConfigError, match="pass --cache-dir"):
+        judge(str(tmp_path / "nowhere"), "model", "s3://bucket/judge", endpoints=str(endpoints))
