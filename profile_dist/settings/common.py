@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 import pyarrow as pa
 
@@ -32,6 +32,36 @@ def cache_dir_for(output: str, cache_dir: str | None) -> str:
         raise ConfigError(f"the LLM reply cache must be a local or shared-filesystem directory, not {cache}; "
                           f"pass --cache-dir (jobs: llm_cache) when the output is on an object store")
     return cache
+
+
+def project_chunks(engine: Any, chunks: Iterable[list[Any]]) -> Any:
+    """The engine's projection over requests made chunk by chunk (never all in memory at once); a request
+    repeated in a later chunk counts once, as the run will send it once (the earlier chunk caches it)."""
+    from profile_dist.llm.budget import Projection
+
+    total = None
+    seen: set[str] = set()
+    n_requests = 0
+    for requests in chunks:
+        n_requests += len(requests)
+        fresh, keys = [], []
+        for request in requests:
+            key = request.cache_key(engine.endpoint)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(request)
+        part = engine.dry_run(fresh)
+        if total is None:
+            total = part
+            continue
+        total = Projection(requests=0, unique=total.unique + part.unique, cached=total.cached + part.cached,
+                           to_send=total.to_send + part.to_send, input_tokens=total.input_tokens + part.input_tokens,
+                           output_tokens=total.output_tokens + part.output_tokens, cost=total.cost + part.cost,
+                           minutes_at_limit=total.minutes_at_limit + part.minutes_at_limit, basis=total.basis)
+    if total is None:
+        return engine.dry_run([])
+    total.requests = n_requests
+    return total
 
 
 def cost_record(stage: str, role: str, endpoint: Any, summary: dict[str, Any]) -> dict[str, Any]:

@@ -20,17 +20,17 @@ The reply cache (``OUTPUT/_llm_cache`` by default) makes a rerun or a resumed ru
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import polars as pl
 import pyarrow as pa
 
 from profile_dist import agreement, ids, schema, storage
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.settings.common import (cache_dir_for, cost_record, projection_line, projection_record,
-                                          resolve_endpoint, write_ingest_shaped)
+from profile_dist.settings.common import (COST_KEYS, cache_dir_for, cost_record, project_chunks, projection_line,
+                                          projection_record, resolve_endpoint, write_ingest_shaped)
 from profile_dist.settings.prompts import JudgePrompt
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
@@ -91,10 +91,8 @@ def select_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
                                          maintain_order=True)
 
 
-def judge_requests(chosen: pl.DataFrame, prompts: pa.Table, responses: pa.Table, prompt: JudgePrompt) -> list[Any]:
+def judge_requests(chosen: pl.DataFrame, prompt_text: dict[str, str], text: dict[str, str], prompt: JudgePrompt) -> list[Any]:
     """Two requests per pair, (A, B) then (B, A), in ``chosen`` order."""
-    prompt_text = dict(zip(prompts.column("prompt_id").to_pylist(), prompts.column("text").to_pylist()))
-    text = dict(zip(responses.column("response_id").to_pylist(), responses.column("text").to_pylist()))
     requests = []
     for row in chosen.iter_rows(named=True):
         try:
@@ -139,8 +137,9 @@ def judge(
     pairs: str, llm: str, output: str, *, endpoints: str | None = None, cache_dir: str | None = None,
     max_cost: float | None = None, dry_run: bool = False, inconsistent: str = "drop", labeler: str | None = None,
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, address: str | None = None, progress: bool | None = None,
-    say: Callable[[str], None] | None = None, prompt: JudgePrompt = JudgePrompt(),
+    say: Callable[[str], None] | None = None, prompt: JudgePrompt = JudgePrompt(), chunk_pairs: int = 20_000,
 ) -> JudgeSummary:
+    from profile_dist.llm.budget import BudgetExceededError
     from profile_dist.llm.engine import LLMEngine
 
     if inconsistent not in INCONSISTENT_POLICIES:
@@ -148,20 +147,36 @@ def judge(
     endpoint = resolve_endpoint(llm, endpoints)
     cache = cache_dir_for(output, cache_dir)  # before any work: an object-store output needs a local cache
     labeler = labeler or endpoint.model
+    if chunk_pairs < 1:
+        raise ConfigError(f"chunk_pairs must be positive, got {chunk_pairs}")
     frame, prompts, responses = _read_input(pairs)
     chosen = select_pairs(frame)
-    requests = judge_requests(chosen, prompts, responses, prompt)
+    prompt_text = dict(zip(prompts.column("prompt_id").to_pylist(), prompts.column("text").to_pylist()))
+    text = dict(zip(responses.column("response_id").to_pylist(), responses.column("text").to_pylist()))
+    chunks = [chosen.slice(i, chunk_pairs) for i in range(0, chosen.height, chunk_pairs)]
+
+    def chunk_requests() -> Iterator[list[Any]]:  # rendered per chunk: requests for all pairs never sit in memory
+        for chunk in chunks:
+            yield judge_requests(chunk, prompt_text, text, prompt)
+
     summary = JudgeSummary(output=output, judge=labeler, n_pairs=chosen.height)
     ensure_ray(address)
     with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="judge") as engine:
-        projection = projection_record("judge", "judge", endpoint, engine.dry_run(requests))
+        projection = projection_record("judge", "judge", endpoint, project_chunks(engine, chunk_requests()))
         if say is not None or dry_run:
             (say or print)(projection_line(projection))  # the estimate comes first, before anything is spent
         if dry_run:
             summary.dry_run = projection
             return summary
-        results = engine.run(requests)
-        spend = cost_record("judge", "judge", endpoint, engine.summary)
+        if max_cost is not None and projection["cost"] > max_cost:
+            raise BudgetExceededError(f"{endpoint.describe()}: judging {chosen.height} pairs would cost about "
+                                      f"${projection['cost']:.4f} > --max-cost ${max_cost:.4f}; nothing was sent")
+        results: list[Any] = []
+        spent: Counter = Counter()
+        for requests in chunk_requests():
+            results += engine.run(requests)  # one engine: its workers, cache index and max_cost span the chunks
+            spent.update({k: v for k, v in engine.summary.items() if k in COST_KEYS})
+        spend = cost_record("judge", "judge", endpoint, spent)
 
     votes: dict[str, tuple[str | None, str | None]] = {}
     judgment_rows: dict[str, list] = {name: [] for name in schema.JUDGMENTS.names}

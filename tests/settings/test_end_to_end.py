@@ -52,7 +52,8 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     printed: list[str] = []
     judged = str(tmp_path / "judge")
     before = server.stats()["requests"]
-    summary = judge(human, "model", judged, endpoints=endpoints, progress=False, say=printed.append)
+    # In chunks of 128 pairs (4 engine runs): the estimate over the chunks is still exact.
+    summary = judge(human, "model", judged, endpoints=endpoints, progress=False, say=printed.append, chunk_pairs=128)
     assert len(printed) == 1 and printed[0].startswith("dry run (judge, judge: model = sim-model): 1000 requests")
     assert "1000 to send" in printed[0]
     assert summary.llm["sent"] == 1000 == server.stats()["requests"] - before

@@ -79,6 +79,10 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path, biased_server, 
     out = capsys.readouterr().out
     assert f"{2 * N} requests" in out and f"{2 * N} to send" in out and "$" in out
     assert biased_server.stats()["requests"] == before and not (tmp_path / "out" / "pairs").exists()
+    # A budget below the estimate refuses before sending anything.
+    assert main(["judge", "--pairs", human, "--llm", "model", "--endpoints", endpoints,
+                 "--output", str(tmp_path / "out"), "--max-cost", "0.0001"]) == 2
+    assert "--max-cost" in capsys.readouterr().err and biased_server.stats()["requests"] == before
     assert main(["judge", "--pairs", human, "--llm", "nope", "--endpoints", endpoints, "--output", str(tmp_path / "x")]) == 2
     assert "nope" in capsys.readouterr().err
 
