@@ -14,6 +14,7 @@ Failures become a :class:`StorageError` that names the URI and says what to chec
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -242,6 +243,21 @@ def _from_boto(exc: Exception, uri: str) -> StorageError:
     if isinstance(exc, bex.BotoCoreError):
         return StorageError(uri, f"S3 request failed{_where()}: {exc}")
     raise exc
+
+
+@contextlib.contextmanager
+def arrow_errors(uri: str) -> Iterator[None]:
+    """Around pyarrow reads that go to the store directly (datasets): its OSErrors become StorageErrors
+    naming ``uri`` (the store unreachable, a failing request), not tracebacks. Local paths pass through."""
+    try:
+        yield
+    except OSError as exc:
+        if not is_remote(uri) or isinstance(exc, StorageError):
+            raise
+        text = str(exc)
+        if "NETWORK_CONNECTION" in text or "Could not connect" in text or "Connection refused" in text:
+            raise StorageError(uri, _reason("networkconnection", uri)) from None
+        raise StorageError(uri, f"S3 read failed{_where()}: {text[:500]}") from None
 
 
 def _code(exc: Exception) -> str:

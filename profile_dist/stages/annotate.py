@@ -77,9 +77,10 @@ def shard_with_sources(responses: pa.Table, prompts_dir: str) -> pl.DataFrame:
     prompt_files = storage.list_files(prompts_dir)
     fs, _ = storage.filesystem(prompts_dir)
     paths = [storage.filesystem(p)[1] for p in prompt_files]
-    prompts = pads.dataset(paths, filesystem=fs, schema=schema.PROMPTS, format="parquet").to_table(
-        filter=pads.field("prompt_id").isin(wanted)
-    )
+    with storage.arrow_errors(prompts_dir):
+        prompts = pads.dataset(paths, filesystem=fs, schema=schema.PROMPTS, format="parquet").to_table(
+            filter=pads.field("prompt_id").isin(wanted)
+        )
     prompts_df = pl.from_arrow(prompts).select(
         "prompt_id", pl.coalesce("source", "text").alias("source_text")
     )

@@ -58,10 +58,11 @@ def _annotation_dataset(files: list[str]) -> pads.Dataset:
 
 def _factor_values(annotation_files: list[str], response_ids: pa.Array, factors: list[str]) -> pl.DataFrame:
     """Wide table response_id x factor (null where unknown or failed) for the given responses."""
-    table = _annotation_dataset(annotation_files).to_table(
-        columns=["response_id", "factor", "value"],
-        filter=pads.field("response_id").isin(response_ids) & pads.field("factor").isin(pa.array(factors, pa.string())),
-    )
+    with storage.arrow_errors(annotation_files[0]):
+        table = _annotation_dataset(annotation_files).to_table(
+            columns=["response_id", "factor", "value"],
+            filter=pads.field("response_id").isin(response_ids) & pads.field("factor").isin(pa.array(factors, pa.string())),
+        )
     long = pl.from_arrow(table).unique(subset=["response_id", "factor"], keep="first", maintain_order=True)
     wide = long.pivot(on="factor", index="response_id", values="value") if long.height else pl.DataFrame({"response_id": []}, schema={"response_id": pl.String})
     for name in factors:
@@ -395,7 +396,8 @@ def _ingest_rejected(pairs_dirs: list[str]) -> tuple[Counter, dict[str, int]]:
 
 
 def _annotated_factors(annotation_files: list[str]) -> list[str]:
-    table = _annotation_dataset(annotation_files).to_table(columns=["factor"])
+    with storage.arrow_errors(annotation_files[0]):
+        table = _annotation_dataset(annotation_files).to_table(columns=["factor"])
     return sorted(set(pl.from_arrow(table)["factor"].unique().to_list()))
 
 
