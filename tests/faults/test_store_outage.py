@@ -1,0 +1,94 @@
+"""The S3 store goes away mid-run (connections refused and cut, not a patched call): `profile-dist run` on
+s3:// stops with a clear error naming the object it could not write and exit code 2 (no traceback); once
+the store is back, the same command completes and its results equal an uninterrupted run's."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from urllib.parse import urlparse
+
+import polars as pl
+import pytest
+import yaml
+
+from faults_helpers import Child, Forwarder, cli, cli_env, run_cli
+
+from profile_dist.demo import demo_rows
+from profile_dist.testing.s3_server import ACCESS_KEY, SECRET_KEY, S3TestServer
+
+BUCKET = "outage"
+
+
+@pytest.fixture
+def store():
+    server = S3TestServer().start()
+    try:
+        parsed = urlparse(server.endpoint)
+        forwarder = Forwarder((parsed.hostname, parsed.port)).start()
+        yield server, forwarder
+        forwarder.stop()
+    finally:
+        server.stop()
+
+
+def s3_env(**extra: str) -> dict[str, str]:
+    env = cli_env(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION="us-east-1",
+                  AWS_EC2_METADATA_DISABLED="true", AWS_MAX_ATTEMPTS="2", **extra)
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        env.pop(name, None)  # only the flag says where the store is
+    return env
+
+
+def put_object(server: S3TestServer, key: str, body: bytes) -> None:
+    server.client().put_object(Bucket=BUCKET, Key=key, Body=body)
+
+
+def test_store_stopped_mid_run_is_a_clear_error_and_the_rerun_completes(store):
+    server, forwarder = store
+    server.create_bucket(BUCKET)
+    import json
+
+    put_object(server, "corpus/demo.jsonl", "".join(json.dumps(r) + "\n" for r in demo_rows()).encode())
+    job = {"output": f"s3://{BUCKET}/run", "rows_per_shard": 60,
+           "ingest": [{"name": "demo", "format": "pairs", "input": [f"s3://{BUCKET}/corpus/demo.jsonl"]}],
+           "reduce": {"bootstrap": 20, "seed": 0}}
+    put_object(server, "job.yaml", yaml.safe_dump(job).encode())
+    args = ["run", f"s3://{BUCKET}/job.yaml", "--s3-endpoint-url", forwarder.endpoint]
+    ray_tmp = tempfile.mkdtemp(prefix="rf", dir="/tmp")  # the child's own Ray, its files out of the way
+    env = s3_env(RAY_TMPDIR=ray_tmp)
+
+    def annotating() -> bool:
+        return any(r["method"] == "PUT" and "/run/annotations/" in r["path"] for r in server.requests())
+
+    first = Child(cli(*args), env)
+    try:
+        deadline_ok = False
+        import time
+
+        deadline = time.monotonic() + 240
+        while not annotating():
+            assert first.proc.poll() is None, first.text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        forwarder.stop()  # the store is gone: refused connections, open ones cut
+        code = first.wait(timeout=300)
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+    text = first.text()
+    assert code == 2, text[-3000:]
+    assert "Traceback" not in text
+    error = [line for line in text.splitlines() if "error:" in line]
+    assert error and f"s3://{BUCKET}/run/" in error[-1], text[-3000:]
+    assert "unavailable" in error[-1] or "could not" in error[-1] or "reach" in error[-1], error[-1]
+    keys = {o["Key"] for o in server.client().list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+    assert "run/results/influence.parquet" not in keys
+
+    forwarder.start()  # back on the same endpoint
+    rerun = run_cli(*args, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    body = server.client().get_object(Bucket=BUCKET, Key="run/results/influence.parquet")["Body"].read()
+    influence = pl.read_parquet(io.BytesIO(body))
+    assert influence.height > 0 and set(influence["labeler"]) == {"human", "demo-judge"}
+    print(f"\nstore outage: first run error: {error[-1][:300]}")
