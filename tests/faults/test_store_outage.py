@@ -44,7 +44,53 @@ def put_object(server: S3TestServer, key: str, body: bytes) -> None:
     server.client().put_object(Bucket=BUCKET, Key=key, Body=body)
 
 
+def test_store_stopped_mid_annotate_is_a_clear_error_and_the_rerun_completes(store, ray_session, tmp_path):
+    """The quick case (CI): stages as separate CLI processes on the session's Ray."""
+    server, forwarder = store
+    server.create_bucket(BUCKET)
+    import json
+
+    put_object(server, "corpus/demo.jsonl", "".join(json.dumps(r) + "\n" for r in demo_rows()).encode())
+    address = ray_session.get_runtime_context().gcs_address
+    flags = ["--address", address, "--s3-endpoint-url", forwarder.endpoint]
+    pairs, annotations = f"s3://{BUCKET}/pairs", f"s3://{BUCKET}/ann"
+    env = s3_env()
+    done = run_cli("ingest", *flags, "--format", "pairs", "--input", f"s3://{BUCKET}/corpus/demo.jsonl",
+                   "--output", pairs, "--rows-per-shard", "40", env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def annotating() -> bool:
+        return any(r["method"] == "PUT" and "/ann/part-" in r["path"] for r in server.requests())
+
+    first = Child(cli("annotate", *flags, "--pairs", pairs, "--output", annotations), env)
+    import time
+
+    deadline = time.monotonic() + 240
+    while not annotating():
+        assert first.proc.poll() is None, first.text()[-3000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    forwarder.stop()
+    code = first.wait(timeout=300)
+    text = first.text()
+    assert code == 2 and "Traceback" not in text, text[-3000:]
+    error = [line for line in text.splitlines() if "error:" in line][-1]
+    assert f"s3://{BUCKET}/" in error and "cannot reach the S3 endpoint" in error, error
+    listed = server.client().list_objects_v2(Bucket=BUCKET, Prefix="ann/_manifests/").get("Contents", [])
+    n_responses_shards = len(server.client().list_objects_v2(Bucket=BUCKET, Prefix="pairs/responses/")["Contents"])
+    assert len(listed) < n_responses_shards  # it stopped mid-run
+
+    forwarder.start()
+    rerun = run_cli("annotate", *flags, "--pairs", pairs, "--output", annotations, env=env)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"{len(listed)} shard(s) already done" in rerun.stdout
+    manifests = server.client().list_objects_v2(Bucket=BUCKET, Prefix="ann/_manifests/")["Contents"]
+    assert len(manifests) == n_responses_shards
+
+
+@pytest.mark.slow
 def test_store_stopped_mid_run_is_a_clear_error_and_the_rerun_completes(store):
+    """The whole job (`profile-dist run`, its own Ray) on s3://."""
     server, forwarder = store
     server.create_bucket(BUCKET)
     import json
