@@ -108,6 +108,27 @@ def texts_by_level(results: list[Any], n_prompts: int, levels: int, mode: str) -
     return out
 
 
+def level_pairs(gen_rows: list[dict[str, Any]], labeler: str, prompts_dir: str) -> pa.Table:
+    """C(K,2) pairs per prompt over its successful generations: A = the higher level, preferred."""
+    by_prompt: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for g in gen_rows:
+        if g["response_id"] is not None:
+            by_prompt[g["prompt_id"]].append(g)
+    rows = []
+    for pid, gens in by_prompt.items():
+        for low, high in itertools.combinations(sorted(gens, key=lambda g: g["level"]), 2):
+            if low["response_id"] == high["response_id"]:
+                continue  # the same text at two levels says nothing about preference
+            rows.append({
+                "pair_id": ids.pair_id(DATASET, labeler, "generation", high["task"], storage.basename(prompts_dir),
+                                       high["_row"], high["response_id"], low["response_id"]),
+                "task": high["task"], "prompt_id": pid, "response_a_id": high["response_id"],
+                "response_b_id": low["response_id"], "label": "a", "labeler": labeler, "setting": "generation",
+                "dataset": DATASET, "source_file": prompts_dir, "source_row": high["_row"],
+            })
+    return pa.Table.from_pylist(rows, schema=schema.PAIRS)
+
+
 def generate(
     prompts: str, llm: str, output: str, *, levels: int = 5, mode: str = "joint", check_llm: str | None = None,
     task: str | None = None, endpoints: str | None = None, cache_dir: str | None = None, max_cost: float | None = None,
@@ -166,24 +187,7 @@ def generate(
                              "response_id": rid, "error": error, "rating": None, "rating_error": None, "_text": text,
                              "_prompt": row["text"], "_row": row_index})
 
-    pairs: dict[str, list] = defaultdict(list)
-    by_prompt = defaultdict(list)
-    for g in gen_rows:
-        if g["response_id"] is not None:
-            by_prompt[g["prompt_id"]].append(g)
-    for pid, gens in by_prompt.items():
-        for low, high in itertools.combinations(sorted(gens, key=lambda g: g["level"]), 2):
-            if low["response_id"] == high["response_id"]:
-                continue  # the same text at two levels says nothing about preference
-            values = {
-                "pair_id": ids.pair_id(DATASET, labeler, "generation", high["task"], storage.basename(prompts),
-                                       high["_row"], high["response_id"], low["response_id"]),
-                "task": high["task"], "prompt_id": pid, "response_a_id": high["response_id"],
-                "response_b_id": low["response_id"], "label": "a", "labeler": labeler, "setting": "generation",
-                "dataset": DATASET, "source_file": prompts, "source_row": high["_row"],
-            }
-            for name in schema.PAIRS.names:
-                pairs[name].append(values[name])
+    pairs = level_pairs(gen_rows, labeler, prompts)
 
     if checker is not None:
         rated = [g for g in gen_rows if g["response_id"] is not None]
@@ -193,7 +197,7 @@ def generate(
             summary.llm.append(cost_record("generate", "checker", checker, check_engine.summary))
         for g, r in zip(rated, check_results):
             g["rating"], g["rating_error"] = (float(r.value["rating"]), None) if r.ok else (None, r.error)
-        for task_name in sorted({g["task"] for g in rated}):
+        for task_name in sorted({g["task"] for g in gen_rows}):  # a task whose generations all failed: n_rated 0
             scored = [g for g in rated if g["task"] == task_name and g["rating"] is not None]
             summary.check.append({
                 "generator": labeler, "checker": checker.model, "task": task_name, "levels": levels, "n_rated": len(scored),
@@ -201,14 +205,14 @@ def generate(
             })
 
     summary.n_responses = len(responses)
-    summary.n_pairs = len(pairs["pair_id"])
+    summary.n_pairs = pairs.num_rows
     used = pl.DataFrame({"prompt_id": sorted({pid for pid, _ in responses.values()})}, schema={"prompt_id": pl.String})
     tables = {
         "prompts": frame.join(used, on="prompt_id", how="semi").select("prompt_id", "text", "source").to_arrow(),
         "responses": pa.Table.from_pylist(
             [{"response_id": rid, "prompt_id": pid, "text": text} for rid, (pid, text) in sorted(responses.items())],
             schema=schema.RESPONSES),
-        "pairs": pa.Table.from_pydict(dict(pairs), schema=schema.PAIRS) if pairs else schema.PAIRS.empty_table(),
+        "pairs": pairs,
         "rejected": pa.Table.from_pydict(dict(rejected), schema=schema.REJECTED) if rejected else schema.REJECTED.empty_table(),
     }
     extra = {"generations": pa.Table.from_pylist([{k: g[k] for k in schema.GENERATIONS.names} for g in gen_rows],

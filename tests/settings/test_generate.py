@@ -37,3 +37,19 @@ def test_joint_and_separate_modes_write_the_same_generations_and_pairs(tmp_path)
         assert all(level[a] > level[b] for a, b in zip(pairs["response_a_id"], pairs["response_b_id"]))
         frames[name] = sorted(pairs["pair_id"])
     assert frames["joint"] == frames["sep"]
+
+
+def test_failed_generations_are_recorded_and_give_no_pairs(tmp_path):
+    human = str(tmp_path / "human")
+    ingest("pairs", [write_human_corpus(tmp_path / "h.jsonl", 6, 3)], human, progress=False)
+    with planted_server() as server:
+        server.configure(malformed_rate=1.0)  # every reply and re-ask fails validation
+        summary = generate(human, "model", str(tmp_path / "out"), levels=3, check_llm="rater",
+                           endpoints=endpoints_file(tmp_path, server), progress=False)
+    assert summary.n_failed == 3 * 3 and summary.n_pairs == 0 and summary.check[0]["n_rated"] == 0
+    gens = pl.read_parquet(tmp_path / "out" / "generations.parquet")
+    assert gens.height == 9 and gens["response_id"].null_count() == 9
+    assert all(e.startswith("invalid_reply") for e in gens["error"])
+    rejected = pl.read_parquet(tmp_path / "out" / "rejected" / "*.parquet")
+    assert rejected.height == 9 and set(rejected["kind"]) == {"skipped"}
+    assert pl.read_parquet(tmp_path / "out" / "pairs" / "*.parquet").height == 0
