@@ -44,7 +44,7 @@ def project_chunks(engine: Any, chunks: Iterable[list[Any]]) -> Any:
     n_requests = 0
     for requests in chunks:
         n_requests += len(requests)
-        fresh, keys = [], []
+        fresh = []
         for request in requests:
             key = request.cache_key(engine.endpoint)
             if key not in seen:
