@@ -17,7 +17,8 @@ import jsonschema
 
 Message = dict[str, str]
 
-_validators: dict[int, tuple[dict[str, Any], Any]] = {}
+_by_text: dict[str, Any] = {}
+_by_id: dict[int, tuple[dict[str, Any], Any]] = {}
 
 
 def response_format(mode: str, schema: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -44,17 +45,21 @@ def json_mode_messages(messages: list[Message], schema: dict[str, Any]) -> list[
 
 
 def _validator(schema: dict[str, Any]) -> Any:
-    # Keyed by identity (the schema object is kept alive beside its validator): one schema object
-    # serves a whole batch, and hashing its JSON per reply would cost more than validating.
-    hit = _validators.get(id(schema))
+    # Building a validator checks the schema against its metaschema (milliseconds): do it once per
+    # distinct schema. Requests arrive with their own copies of it, hence the text key; the identity
+    # key (its object kept alive beside it) skips even the dumps for the copies already seen.
+    hit = _by_id.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    validator = cls(schema)
-    if len(_validators) > 1024:
-        _validators.clear()
-    _validators[id(schema)] = (schema, validator)
+    text = json.dumps(schema, sort_keys=True)
+    validator = _by_text.get(text)
+    if validator is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _by_text[text] = cls(schema)
+    if len(_by_id) > 4096:
+        _by_id.clear()
+    _by_id[id(schema)] = (schema, validator)
     return validator
 
 

@@ -53,3 +53,13 @@ def test_rejection_detection():
     assert is_response_format_rejection(400, "response_format of type json_schema is not supported")
     assert not is_response_format_rejection(400, "maximum context length")
     assert not is_response_format_rejection(404, "json_schema")
+
+
+def test_equal_schema_copies_share_one_validator():
+    from profile_dist.llm import structured
+    import copy
+
+    before = len(structured._by_text)
+    for _ in range(3):
+        assert validate_reply('{"score": 1}', copy.deepcopy(SCHEMA)) == ({"score": 1}, None)
+    assert len(structured._by_text) <= before + 1
