@@ -193,6 +193,8 @@ def load_job(path: str) -> JobConfig:
 def run_job(job: JobConfig, *, address: str | None = None, say: Callable[[str], None] = print, progress: bool | None = None) -> str:
     """Run every stage; returns the results directory (where report.md and results.json are)."""
     address = address or job.address
+    if job.models or job.annotate_llm:
+        _llm_cache(job)  # an unusable reply cache fails the job before any work, not after ingest
     pairs_dirs, annotation_dirs = [], []
     for corpus in job.corpora:
         pairs_dir = storage.join(job.output, "ingest", corpus.name)
