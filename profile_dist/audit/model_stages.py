@@ -26,7 +26,7 @@ from profile_dist.errors import ConfigError
 
 REQUIRED_STAGES = ("judge", "generate")
 #: Modules that register stages when imported; a missing module simply means "not available yet".
-STAGE_MODULES = {"judge": "profile_dist.stages.judge", "generate": "profile_dist.stages.generate"}
+STAGE_MODULES = {"judge": "profile_dist.settings.audit", "generate": "profile_dist.settings.audit"}
 
 
 @dataclass

@@ -1,8 +1,6 @@
 """The judge and generate stages as the nightly audit's model stages (``profile_dist.audit.model_stages``).
 
-Not registered on import: the audit keeps answering "judge stage not available" until its owner opts in
-with ``profile_dist.settings.audit.register()`` (e.g. from the audit's stage modules), since that changes
-what an audit with ``models`` does. For each model, every pairs directory the audit prepared is judged
+Registered on import (the audit imports this module when it needs a model stage). For each model, every pairs directory the audit prepared is judged
 (the judged pairs reuse the corpus' responses, so the corpus' annotations apply) and its prompts are
 generated from (annotated with the audit's factors). Outputs live under
 ``<root>/models/<model>/date=<date>/``; the reply cache under ``$PROFILE_LLM_CACHE``, else
@@ -39,7 +37,9 @@ def judge_for_audit(context: StageContext, model: str) -> StageOutput:
     cache = cache_dir_for(context.root, os.environ.get(CACHE_ENV))
     out = StageOutput()
     for pairs_dir, target in _targets(context, model, "judge"):
-        judge(pairs_dir, model, target, endpoints=context.config.endpoints, cache_dir=cache,
+        # The labeler is the endpoint's name, stable across nights, so drift compares checkpoint with
+        # checkpoint; the cache key carries the served model id, so a new checkpoint is asked afresh.
+        judge(pairs_dir, model, target, endpoints=context.config.endpoints, cache_dir=cache, labeler=model,
               rows_per_shard=context.config.rows_per_shard, address=context.address, progress=False)
         out.pairs_dirs.append(target)
     return out
@@ -53,7 +53,7 @@ def generate_for_audit(context: StageContext, model: str) -> StageOutput:
     factors = list(context.config.factors) if context.config.factors else None
     out = StageOutput()
     for pairs_dir, target in _targets(context, model, "generate"):
-        generate(pairs_dir, model, target, levels=GENERATION_LEVELS, endpoints=context.config.endpoints,
+        generate(pairs_dir, model, target, levels=GENERATION_LEVELS, endpoints=context.config.endpoints, labeler=model,
                  cache_dir=cache, rows_per_shard=context.config.rows_per_shard, address=context.address,
                  progress=False)
         annotations = target + "-annotations"
@@ -67,3 +67,6 @@ def register() -> None:
     """Make the audit run these stages for every model in its config."""
     register_model_stage("judge", judge_for_audit)
     register_model_stage("generate", generate_for_audit)
+
+
+register()

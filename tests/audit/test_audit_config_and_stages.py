@@ -65,7 +65,10 @@ def test_dates_must_be_real_and_written_yyyy_mm_dd(date):
         check_date(date)
 
 
-def test_models_without_a_judge_stage_fail_before_any_work(tmp_path, capsys):
+def test_models_without_a_judge_stage_fail_before_any_work(tmp_path, capsys, monkeypatch):
+    # As on an installation whose judge stage module is missing.
+    monkeypatch.setattr(model_stages, "_STAGES", {})
+    monkeypatch.setitem(model_stages.STAGE_MODULES, "judge", "profile_dist.no_such_judge_stage")
     endpoints = tmp_path / "endpoints.yaml"
     endpoints.write_text(yaml.safe_dump({"endpoints": {"ckpt-nightly": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}}}))
     config = tmp_path / "audit.yaml"
