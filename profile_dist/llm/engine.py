@@ -55,6 +55,7 @@ from profile_dist.llm.request import LLMRequest, LLMResult
 from profile_dist.llm.worker import LLMWorker, Secret
 
 _PREFETCH = 2  # batches outstanding per worker: one running, one queued behind it
+_MAX_RESTARTS = 8  # dead workers replaced per engine before the run fails (a crash loop is not transient)
 
 __all__ = ["LLMEngine", "run_llm_requests", "EndpointFatalError", "BudgetExceededError", "LLMRequest", "LLMResult"]
 
@@ -89,6 +90,8 @@ class LLMEngine:
         self._worker_ids: list[str] = []
         self._limiter: Any = None
         self._measured: Measured | None = None
+        self._api_key: Secret | None = None
+        self._restarts = 0  # worker processes replaced after dying, over this engine's lifetime
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def __enter__(self) -> "LLMEngine":
@@ -116,7 +119,7 @@ class LLMEngine:
     def _start_workers(self) -> None:
         if self._workers:
             return
-        api_key = Secret(self.endpoint.api_key())  # a missing key fails here, before anything is sent
+        api_key = self._api_key = Secret(self.endpoint.api_key())  # a missing key fails here, before anything is sent
         if not ray.is_initialized():
             ray.init()
         ep = self.endpoint
@@ -134,6 +137,25 @@ class LLMEngine:
         if fatal:
             self._stop_workers(graceful=False)
             raise EndpointFatalError(fatal)
+
+    async def _replace_worker(self, slot: int, dead: Any) -> None:
+        """Start a new worker in ``slot`` unless another feeder of that slot already did."""
+        if self._workers[slot] is not dead:
+            return
+        self._restarts += 1
+        if self._restarts > _MAX_RESTARTS:
+            raise RuntimeError(f"{self.endpoint.describe()}: {self._restarts} worker processes died; giving up")
+        if self._limiter is not None:
+            self._limiter.unregister.remote(self._worker_ids[slot])
+        wid = f"{self._worker_ids[slot]}-r{self._restarts}"
+        self._worker_ids[slot] = wid
+        worker = LLMWorker.options(scheduling_strategy="SPREAD").remote(
+            self.endpoint, self._api_key, wid, self._limiter, self.in_flight, os.path.abspath(self.cache.dir),
+            ray.get_runtime_context().get_node_id())
+        self._workers[slot] = worker
+        fatal = await worker.ready.remote()
+        if fatal:
+            raise _Fatal(fatal)
 
     def _stop_workers(self, graceful: bool) -> None:
         if not self._workers:
@@ -245,13 +267,23 @@ class LLMEngine:
             stats.add_result(result.ok, result.reason, cost, res)
             bar.advance()
 
-        async def feed(worker: Any) -> None:
+        async def feed(slot: int) -> None:
             while (batch := take()) is not None:
-                async for ref in worker.process.remote(batch):
-                    for res in await ref:
-                        accept(res)
+                worker = self._workers[slot]
+                left = {w["i"]: w for w in batch}
+                try:
+                    async for ref in worker.process.remote(batch):
+                        for res in await ref:
+                            left.pop(res["i"], None)
+                            accept(res)
+                except ray.exceptions.RayActorError:
+                    # The worker process died (OOM, a lost node, a kill): its unanswered requests go back to
+                    # the queue for the other workers and its replacement; answered ones are already stored.
+                    if left:
+                        batches.appendleft(list(left.values()))
+                    await self._replace_worker(slot, worker)
 
-        tasks = [asyncio.ensure_future(feed(w)) for w in self._workers for _ in range(_PREFETCH)]
+        tasks = [asyncio.ensure_future(feed(slot)) for slot in range(len(self._workers)) for _ in range(_PREFETCH)]
         try:
             await asyncio.gather(*tasks)
         except _Fatal as exc:
