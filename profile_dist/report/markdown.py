@@ -29,6 +29,41 @@ def source_label(row: dict[str, Any]) -> str:
     return f"{row['labeler']}/{row['setting']}"
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def settings_section(results: dict[str, Any]) -> list[str]:
+    """Judges' agreement with humans, the generation manipulation check, and what the LLM stages cost."""
+    lines: list[str] = []
+    agreement = results.get("judge_agreement") or []
+    if agreement:
+        lines += ["## Models as judges (evaluation setting)", "",
+                  "Each pair asked in both orders; position consistency = share of pairs where both orders agree.", "",
+                  "| judge | task | vs | pairs | inconsistent | failed | position consistency | accuracy | Cohen's kappa |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in agreement:
+            lines.append(f"| {r['judge']} | {r['task']} | {r['reference']} | {r['n_pairs']} | {r['n_inconsistent']} | {r['n_failed']} "
+                         f"| {_share(r['position_consistency'])} | {_share(r['accuracy'])} | {_share(r['cohen_kappa'])} |")
+        lines.append("")
+    checks = results.get("manipulation_check") or []
+    if checks:
+        lines += ["## Generation setting: manipulation check", "",
+                  "Kendall tau between the target quality level and an independent rater's score: do the levels mean anything?", "",
+                  "| generator | rater | task | levels | rated | Kendall tau |", "|---|---|---|---|---|---|"]
+        for r in checks:
+            lines.append(f"| {r['generator']} | {r['checker']} | {r['task']} | {r['levels']} | {r['n_rated']} | {_share(r['kendall_tau'])} |")
+        lines.append("")
+    costs = results.get("cost") or []
+    if costs:
+        lines += ["## LLM cost", "", "| stage | model | requests | input tokens | output tokens | spend (USD) |", "|---|---|---|---|---|---|"]
+        for r in costs:
+            lines.append(f"| {r.get('stage', '')} | {r.get('model', '')} | {r.get('requests', '')} | {r.get('input_tokens', '')} "
+                         f"| {r.get('output_tokens', '')} | {r.get('spend', '')} |")
+        lines.append("")
+    return lines
+
+
 def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
     influence = results["influence"]
     lines = ["# PROFILE report", "", TAU_EXPLAINED, ""]
@@ -58,6 +93,7 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
                 lines.append(f"| {a['source_x']} | {a['source_y']} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
             lines.append("")
     lines += adjusted_section(results.get("adjusted") or [])
+    lines += settings_section(results)
     skipped = results["skipped"]
     lines += ["## Rows left out", ""]
     if skipped:

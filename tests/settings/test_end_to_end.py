@@ -113,3 +113,13 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     assert check["n_rated"] == rated.height == 80 * LEVELS
     assert check["kendall_tau"] == pytest.approx(kendalltau(rated["level"], rated["rating"]).statistic)
     assert check["kendall_tau"] > 0.3
+
+    # The report shows the judge's agreement, the manipulation check and what each LLM stage cost.
+    from profile_dist.report import build_report
+
+    build_report(str(results))
+    report = (results / "report.md").read_text()
+    assert "## Models as judges (evaluation setting)" in report
+    assert f"| {MODEL} | helpful | human/human | 500 | 0 | 0 | 1.000 | {agreement['accuracy']:.3f} |" in report
+    assert "## Generation setting: manipulation check" in report and f"{check['kendall_tau']:.3f} |" in report
+    assert "## LLM cost" in report and "| judge |" in report
