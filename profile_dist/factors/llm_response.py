@@ -7,7 +7,7 @@ whether it is judged against the source). From a criterion come two prompts:
 - its section of the **combined** prompt (:class:`CombinedResponseScorer`), the default mode: one call per
   response returns every requested response-level score (``{"fluency": 4, "clarity": 3, ...}``), so the
   system prompt, the response and the source are paid for once instead of once per factor
-  (docs/benchmarks-factors.md has the measured tokens).
+  (docs/benchmarks.md has the measured tokens).
 
 Fluency's own prompt lives in :mod:`profile_dist.factors.llm_fluency`; its criterion is here so the
 combined prompt can include it. Texts stay delimited as data (:func:`profile_dist.llm.prompts.delimit`).
