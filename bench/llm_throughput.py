@@ -75,10 +75,10 @@ def run_engine(ep: Endpoint, n: int, tag: str, workers: int, idle_s: float = 5.0
             "late": sum(p.get("late", 0) for p in pacer), "voided": sum(p.get("voided", 0) for p in pacer)}
 
 
-def paced(n: int, actors: int, rpm: int, latency: tuple[float, float]) -> dict[str, Any]:
+def paced(n: int, actors: int, rpm: int, latency: tuple[float, float], headroom: float) -> dict[str, Any]:
     with ServerProcess(["--api-key", KEY, "--rpm", str(rpm), "--latency-ms", *map(str, latency)]) as server:
         ep = Endpoint(name="bench", base_url=server.base_url, model="test-judge", api_key_env=KEY_ENV, rpm=rpm,
-                      max_concurrency=64, price_per_1k=Price(0.0025, 0.01))
+                      max_concurrency=64, price_per_1k=Price(0.0025, 0.01), headroom=headroom)
         out = run_engine(ep, n, f"paced-{actors}", actors)
         stats = server.stats()
     ideal = n / (rpm / 60.0)
@@ -109,18 +109,21 @@ def main() -> None:
     p.add_argument("--actors", default="1,4")
     p.add_argument("--rpm", type=int, default=600)
     p.add_argument("--latency-ms", type=float, nargs=2, default=(200.0, 800.0))
+    p.add_argument("--headroom", type=float, default=0.01, help="the endpoint's headroom (default 0.01)")
     p.add_argument("--unlimited-requests", type=int, default=20000)
     p.add_argument("--unlimited-workers", type=int, default=2)
     p.add_argument("--skip-unlimited", action="store_true")
     a = p.parse_args()
     os.environ[KEY_ENV] = KEY
-    print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()}", flush=True)
+    load = os.getloadavg()
+    print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()} "
+          f"loadavg={load[0]:.1f},{load[1]:.1f},{load[2]:.1f}", flush=True)
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     rows = []
     for actors in (int(x) for x in a.actors.split(",")):
-        row = paced(a.requests, actors, a.rpm, tuple(a.latency_ms))
+        row = paced(a.requests, actors, a.rpm, tuple(a.latency_ms), a.headroom)
         rows.append(row)
-        print(f"paced requests={a.requests} rpm={a.rpm} " + fmt(row), flush=True)
+        print(f"paced requests={a.requests} rpm={a.rpm} headroom={a.headroom} " + fmt(row), flush=True)
     final = {"time_over_ideal": max(r["time_over_ideal"] for r in rows),
              "self_429": sum(r["self_429"] for r in rows), "failed": sum(r["failed"] for r in rows),
              "cpu_ms_per_request": max(r["cpu_ms_per_request"] for r in rows),
@@ -137,6 +140,7 @@ def main() -> None:
         final["cpu_ms_per_request_unlimited"] = u["cpu_ms_per_request"]
         final["failed"] += u["failed"]
     ray.shutdown()
+    final["loadavg_1m_end"] = os.getloadavg()[0]
     print(fmt(final), flush=True)
 
 

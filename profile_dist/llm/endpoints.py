@@ -20,7 +20,9 @@ endpoints:
     backoff_max_s: 30
     max_reasks: 2                    # re-asks after an invalid reply (a separate budget)
     quantize: true                   # also keep to limit/60 in any 1 s window
-    headroom: 0.01                   # share of the request rate left unused to absorb send jitter
+    headroom: 0.01                   # share of the request rate left unused to absorb send jitter: a send
+                                     # may be up to headroom/2 s late (else it waits for a new slot);
+                                     # raise it on a busy machine or a jittery network
 ```
 """
 

@@ -159,7 +159,9 @@ class WorkerCore:
         self._key = api_key
         self.worker_id = worker_id
         self.in_flight = in_flight
-        self.pacer = Pacer(limiter, worker_id) if limiter is not None else None
+        # Half the headroom absorbs a late wake-up, half the jitter between sending and the provider's clock.
+        self.pacer = Pacer(limiter, worker_id, late_tolerance_s=endpoint.headroom / 2) \
+            if limiter is not None else None
         params = dict(endpoint.params)
         self.estimator = TokenEstimator(endpoint.model, params.get("max_tokens") or params.get("max_completion_tokens"))
         self.mode = "json_object" if endpoint.structured == "json_object" else "json_schema"
