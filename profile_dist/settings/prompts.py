@@ -52,6 +52,15 @@ class JudgePrompt:
                           {"max_tokens": self.max_tokens})
 
 
+GUIDANCE_HEADER = "Guidance on what makes a response better (follow it when choosing how the levels differ):"
+
+
+def guidance_note(guidance: str | None) -> str:
+    """The optional guidance paragraph of a generation prompt (``improve feedback``); empty without one, so
+    unguided prompts, and their cache keys, are exactly what they were. The guidance is ours, not data."""
+    return "" if not guidance else f"\n\n{GUIDANCE_HEADER}\n{guidance.strip()}"
+
+
 @dataclass(frozen=True)
 class GenerationPrompt:
     """Responses at target quality levels 1..K (1 = poor, K = excellent), jointly or one level per call."""
@@ -75,17 +84,17 @@ class GenerationPrompt:
         return {"type": "object", "additionalProperties": False, "required": ["text"],
                 "properties": {"text": {"type": "string"}}}
 
-    def joint_request(self, prompt: str, levels: int) -> LLMRequest:
+    def joint_request(self, prompt: str, levels: int, guidance: str | None = None) -> LLMRequest:
         user = (f"User prompt:\n{delimit('PROMPT', prompt)}\n\nWrite {levels} responses to this prompt, one at "
                 f"each quality level 1..{levels} (K = {levels}). Answer with JSON "
-                '{"responses": [{"level": 1, "text": "..."}, ...]}, one entry per level.')
+                '{"responses": [{"level": 1, "text": "..."}, ...]}, one entry per level.' + guidance_note(guidance))
         return LLMRequest([{"role": "system", "content": self.system}, {"role": "user", "content": user}],
                           self.version, self.joint_schema(levels), GENERATION_SCHEMA_NAME,
                           {"max_tokens": self.max_tokens_per_response * levels})
 
-    def single_request(self, prompt: str, level: int, levels: int) -> LLMRequest:
+    def single_request(self, prompt: str, level: int, levels: int, guidance: str | None = None) -> LLMRequest:
         user = (f"User prompt:\n{delimit('PROMPT', prompt)}\n\nWrite one response to this prompt at quality level "
-                f"{level} of {levels} (K = {levels}). Answer with JSON {{\"text\": \"...\"}}.")
+                f"{level} of {levels} (K = {levels}). Answer with JSON {{\"text\": \"...\"}}." + guidance_note(guidance))
         return LLMRequest([{"role": "system", "content": self.system}, {"role": "user", "content": user}],
                           self.version, self.single_schema, SINGLE_GENERATION_SCHEMA_NAME,
                           {"max_tokens": self.max_tokens_per_response})

@@ -81,11 +81,12 @@ def prompt_tasks(prompts_dir: str, task: str | None) -> pl.DataFrame:
     return joined.sort("prompt_id")
 
 
-def generation_requests(prompts: pl.DataFrame, levels: int, mode: str, prompt: GenerationPrompt) -> list[Any]:
+def generation_requests(prompts: pl.DataFrame, levels: int, mode: str, prompt: GenerationPrompt,
+                        guidance: str | None = None) -> list[Any]:
     texts = prompts["text"].to_list()
     if mode == "joint":
-        return [prompt.joint_request(t, levels) for t in texts]
-    return [prompt.single_request(t, level, levels) for t in texts for level in range(1, levels + 1)]
+        return [prompt.joint_request(t, levels, guidance) for t in texts]
+    return [prompt.single_request(t, level, levels, guidance) for t in texts for level in range(1, levels + 1)]
 
 
 def texts_by_level(results: list[Any], n_prompts: int, levels: int, mode: str) -> list[dict[int, tuple[str | None, str | None]]]:
@@ -134,7 +135,7 @@ def generate(
     task: str | None = None, endpoints: str | None = None, cache_dir: str | None = None, max_cost: float | None = None,
     dry_run: bool = False, labeler: str | None = None, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     address: str | None = None, progress: bool | None = None, say: Callable[[str], None] | None = None,
-    prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(),
+    prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(), guidance: str | None = None,
 ) -> GenerateSummary:
     from profile_dist.llm.engine import LLMEngine
 
@@ -147,7 +148,7 @@ def generate(
     cache = cache_dir_for(output, cache_dir)  # before any work: an object-store output needs a local cache
     labeler = labeler or endpoint.model
     frame = prompt_tasks(prompts, task)
-    requests = generation_requests(frame, levels, mode, prompt)
+    requests = generation_requests(frame, levels, mode, prompt, guidance)  # guidance is in the prompt, so the cache key
     summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
     ensure_ray(address)
     announce = say or print
@@ -222,6 +223,7 @@ def generate(
     manifest = {
         "stage": "generate", "input": prompts, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
         "setting": "generation", "levels": levels, "mode": mode, "prompt_version": prompt.version,
+        **({"guidance": guidance} if guidance else {}),
         "check": None if checker is None else {"endpoint": checker.name, "model": checker.model,
                                                "prompt_version": rating.version},
         "counts": {"prompts": summary.n_prompts, "responses": summary.n_responses, "pairs": summary.n_pairs,
