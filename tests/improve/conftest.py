@@ -1,4 +1,4 @@
-"""A small planted audit shared by the improve and export tests (built once per module).
+"""A small planted audit shared by the improve and export tests (built once per session, on first use).
 
 Humans (our corpus) do not reward length but reward list items; the test server's judge prefers the
 longer response 80% of the time and its generator (``sim_improve``) makes better levels only longer.
@@ -50,7 +50,7 @@ def human_rows(n_pairs: int, n_prompts: int, seed: int = 11) -> list[dict]:
     return rows
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api_key_env():
     old = os.environ.get(KEY_ENV)
     os.environ[KEY_ENV] = KEY
@@ -61,13 +61,13 @@ def api_key_env():
         os.environ[KEY_ENV] = old
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server():
     with planted_server("improve_generator=1", "judge_prefers_longer=0.8") as process:
         yield process
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def audit(tmp_path_factory, ray_session, api_key_env, server):
     """dict of paths: endpoints, human, judge, generate, results (a reduce with bootstrap replicates)."""
     from profile_dist.stages.annotate import annotate

@@ -75,15 +75,21 @@ def test_feedback_holds_length_fixed_and_alignment_rises(tmp_path, audit, server
     assert server.stats()["requests"] == again
 
 
-def test_dry_run_projects_the_guided_generation_and_sends_nothing(tmp_path, audit, server):
-    printed: list[str] = []
+def test_dry_run_projects_the_guided_generation_and_sends_nothing(tmp_path, audit, server, capsys):
+    from profile_dist.cli import main
+
     before = server.stats()["requests"]
-    summary = improve_feedback(audit["results"], "model", str(tmp_path / "dry"), endpoints=audit["endpoints"],
-                               dry_run=True, progress=False, say=printed.append)
-    assert server.stats()["requests"] == before
-    assert summary.dry_run and summary.dry_run[0]["requests"] == 80 and summary.dry_run[0]["to_send"] == 80
-    assert any(line.startswith("dry run (generate, generator") for line in printed)
+    code = main(["improve", "feedback", "--results", audit["results"], "--llm", "model", "--output", str(tmp_path / "dry"),
+                 "--endpoints", audit["endpoints"], "--dry-run"])
+    printed = capsys.readouterr().out
+    assert code == 0 and server.stats()["requests"] == before
+    assert "dry run (generate, generator: model = sim-model): 80 requests" in printed and "80 to send" in printed
+    assert "- length: human raters do not reward it" in printed  # the guidance it would send
     assert not (tmp_path / "dry" / "results").exists()
+    # An unknown template is a one-line user error, before any work.
+    assert main(["improve", "feedback", "--results", audit["results"], "--llm", "model", "--output", str(tmp_path / "x"),
+                 "--endpoints", audit["endpoints"], "--template", "feedback/v9"]) == 2
+    assert "unknown feedback template" in capsys.readouterr().err
 
 
 def test_the_guidance_enters_the_generation_cache_key():

@@ -1,0 +1,1 @@
+"""Training-data exports built from a PROFILE run's pairs and annotations (``profile-dist export``)."""
