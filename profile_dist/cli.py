@@ -237,6 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("factors", cmd_factors, "list registered factors")
     p.add_argument("--task", default=None, help="only the factors a task uses")
     add("formats", cmd_formats, "list input formats")
+
+    from profile_dist.export.cli import add_parser as add_export
+    from profile_dist.improve.cli import add_parser as add_improve
+
+    add_export(sub, common)
+    add_improve(sub, common)
     return parser
 
 
