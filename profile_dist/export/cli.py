@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from profile_dist.export.dpo import ONLY_LONGER, SOURCES
+from profile_dist.export import ONLY_LONGER, SOURCES
 
 
 def cmd_export_dpo(args: argparse.Namespace) -> int:

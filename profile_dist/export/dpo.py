@@ -36,11 +36,10 @@ import polars as pl
 import profile_dist
 from profile_dist import schema, storage
 from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.export import ONLY_LONGER, SOURCES  # noqa: F401  (ONLY_LONGER re-exported)
 from profile_dist.export.rules import DropRule
 
 FORMAT = "dpo-jsonl/v1"
-SOURCES = {"judge": "evaluation", "generation": "generation", "human": "human"}  # --source -> the pairs' setting
-ONLY_LONGER = "only:length"
 
 
 @dataclass
