@@ -108,7 +108,7 @@ def test_429s_pause_every_worker_and_the_run_recovers(llm_server, tmp_cache):
 def test_transient_failures_are_retried_until_they_succeed(llm_server, tmp_cache):
     server = llm_server("--error-rate", "0.25", "--disconnect-rate", "0.1", "--timeout-rate", "0.1",
                         "--hang-s", "5", "--seed", "7")
-    ep = endpoint_for(server, timeout_s=0.5, max_attempts=10)
+    ep = endpoint_for(server, timeout_s=1.5, max_attempts=10)  # hangs last 5 s; a healthy reply takes ms
     n = 40
     summary: dict = {}
     results = run_llm_requests(ep, requests_for(texts(n)), tmp_cache, progress=False, summary=summary)
