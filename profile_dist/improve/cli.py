@@ -18,6 +18,21 @@ def cmd_improve_feedback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_improve_best_of_n(args: argparse.Namespace) -> int:
+    from profile_dist.cli import _split_list
+    from profile_dist.improve.bestofn import best_of_n
+
+    summary = best_of_n(
+        args.prompts, args.llm, args.judge, args.output, n=args.n, pick=args.pick, task=args.task,
+        factors=_split_list(args.factors), human=args.human, human_annotations=args.human_annotations,
+        endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, seed=args.seed,
+        n_bootstrap=args.bootstrap, annotate_llm=args.annotate_llm, address=args.address, say=print,
+    )
+    if not args.dry_run:
+        print("\n".join(summary.lines()))
+    return 0
+
+
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     improve = sub.add_parser("improve", parents=[common], help="act on an audit and measure the change",
                              description="act on an audit and measure the change")
@@ -38,3 +53,25 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default=None, help="the task, when the generator has several")
     p.add_argument("--labeler", default=None, help="the generator's labeler in the audit (default: found by endpoint)")
     p.add_argument("--annotate-llm", default=None, help="annotator endpoint, when the audit's factors include LLM factors")
+
+    p = kinds.add_parser("best-of-n", parents=[common], help="N candidates per prompt, a judge picks one; profile of the picks",
+                         description="N candidates per prompt, a judge picks one; factor profile of picked vs random (docs/improve.md)")
+    p.set_defaults(handler=cmd_improve_best_of_n)
+    p.add_argument("--prompts", required=True, help="an ingest output (its prompts; tasks from its pairs or --task)")
+    p.add_argument("--llm", required=True, help="the generator's endpoint name")
+    p.add_argument("--judge", required=True, help="the picking endpoint (the generator itself for self-evaluation)")
+    p.add_argument("--n", type=int, default=4, help="candidates per prompt (default 4)")
+    p.add_argument("--pick", choices=["knockout", "pointwise"], default="knockout",
+                   help="knockout: pairwise bracket, both orders; pointwise: highest 1..10 rating (default knockout)")
+    p.add_argument("--output", required=True, help="output directory")
+    p.add_argument("--task", default=None, help="task of every prompt (default: from the prompts' pairs)")
+    p.add_argument("--factors", nargs="+", default=None, help="factors to annotate and reduce (default: annotate's)")
+    p.add_argument("--human", nargs="+", default=None, metavar="DIR", help="human pairs dirs to compare the picks with")
+    p.add_argument("--human-annotations", nargs="+", default=None, metavar="DIR", help="annotations of the human pairs")
+    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
+    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
+    p.add_argument("--max-cost", type=float, default=None, help="refuse to spend more than this many USD")
+    p.add_argument("--dry-run", action="store_true", help="print the projected cost; send nothing")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random comparison candidate and the bootstrap")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of the reduce (default 200)")
+    p.add_argument("--annotate-llm", default=None, help="annotator endpoint, when the factors include LLM factors")

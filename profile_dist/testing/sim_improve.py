@@ -60,3 +60,27 @@ def generator(request: dict[str, Any], messages: list[dict[str, Any]], key: str,
     m = re.search(r"\(K = (\d+)\)", user)
     levels = int(m.group(1)) if m else 5
     return {"responses": [{"level": lv, "text": guided_text(prompt, lv, params, hold, more)} for lv in range(1, levels + 1)]}
+
+
+# -- best-of-n candidates ----------------------------------------------------------------------------------
+# ``candidate_response`` (claimed whenever it appears): candidate k has gen_base_words + floor(u * cand_spread
+# [40]) words, a list item with probability improve_list and a bold word with probability improve_bold, all
+# drawn per (prompt, k): candidates differ in length, so a judge that prefers longer picks the longest.
+@register_behaviour("improve_candidates")
+def candidates(request: dict[str, Any], messages: list[dict[str, Any]], key: str, params: dict[str, Any]) -> Any:
+    if schema_name(request) != "candidate_response":
+        return None
+    user = _user_text(messages)
+    prompt = find_block("PROMPT", user) or ""
+    m = re.search(r"candidate (\d+) of (\d+)", user)
+    k = int(m.group(1)) if m else 1
+    seed = f"{prompt}\x1ecandidate {k}"
+    n = int(params.get("gen_base_words", 10)) + int(uniform(seed, "cand_length") * int(params.get("cand_spread", 40)))
+    tokens = [_VOCAB[int(uniform(f"{seed}\x1e{i}", "gen_word") * len(_VOCAB))] for i in range(n)]
+    tokens[0] = f"C{k}"
+    if uniform(seed, "improve_bold") < float(params.get("improve_bold", 0.3)):
+        tokens[1] = f"**{tokens[1]}**"
+    text = " ".join(tokens)
+    if uniform(seed, "improve_list") < float(params.get("improve_list", 0.3)):
+        text = " ".join(tokens[:-3]) + "\n- " + " ".join(tokens[-2:])
+    return {"text": text}
