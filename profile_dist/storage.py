@@ -247,10 +247,15 @@ def _from_boto(exc: Exception, uri: str) -> StorageError:
 
 @contextlib.contextmanager
 def arrow_errors(uri: str) -> Iterator[None]:
-    """Around pyarrow reads that go to the store directly (datasets): its OSErrors become StorageErrors
-    naming ``uri`` (the store unreachable, a failing request), not tracebacks. Local paths pass through."""
+    """Around pyarrow reads that go to the store directly (datasets): its OSErrors on s3:// become
+    StorageErrors naming ``uri`` (the store unreachable, a failing request), a corrupt file a BadInputError
+    (pyarrow's message names the file), not tracebacks."""
     try:
         yield
+    except pa.ArrowInvalid as exc:  # a corrupt file among the dataset's: pyarrow's message names it
+        from profile_dist.errors import BadInputError
+
+        raise BadInputError(uri, None, None, f"not a readable Parquet file ({exc})") from None
     except OSError as exc:
         if not is_remote(uri) or isinstance(exc, StorageError):
             raise
