@@ -211,3 +211,11 @@ def test_duplicate_pair_ids_across_two_pairs_dirs(good, tmp_path, capsys):
     error = cli_error(capsys, *reduce_args([pairs, pairs], ann, tmp_path / "res"))
     assert "given twice" in error
     assert not (tmp_path / "res" / "influence.parquet").exists()
+
+
+def test_corrupt_annotations_shard_given_to_reduce(good, tmp_path, capsys):
+    pairs, ann = good
+    shard = sorted(ann.glob("part-*.parquet"))[1]
+    shard.write_bytes(shard.read_bytes()[:-30])
+    error = cli_error(capsys, *reduce_args([pairs], ann, tmp_path / "res"))
+    assert str(shard) in error and "not a readable Parquet file" in error
