@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from profile_dist import ids, schema, storage
 from profile_dist.errors import ConfigError
+from profile_dist.improve.feedback import _fmt
 from profile_dist.improve.prompts import CandidatePrompt
 
 PICKS = ("knockout", "pointwise")
@@ -254,11 +255,12 @@ def best_of_n(
                                          & (pl.col("source_x").str.ends_with("/human") | pl.col("source_y").str.ends_with("/human"))).to_dicts()
     lines = [f"# Best-of-{n}: {pick} by {judge_ep.model} over candidates by {generator.model}", "",
              "## Factor profile of the picked vs a random other candidate", "", "| factor | tau | CI | pairs |", "|---|---|---|---|"]
-    lines += [f"| {r['factor']} | {r['tau'] if r['tau'] is None else format(r['tau'], '+.3f')} | "
-              f"[{r['ci_low']}, {r['ci_high']}] | {r['n_pairs']} |" for r in summary.influence]
+    lines += [f"| {r['factor']} | {_fmt(r['tau'])} | {_fmt(r['ci_low'])}, {_fmt(r['ci_high'])} | {r['n_pairs']} |"
+              for r in summary.influence]
     if summary.alignment:
         lines += ["", "## Alignment of the picks' profile with humans", "", "| task | metric | value | CI |", "|---|---|---|---|"]
-        lines += [f"| {r['task']} | {r['metric']} | {r['value']} | [{r['ci_low']}, {r['ci_high']}] |" for r in summary.alignment]
+        lines += [f"| {r['task']} | {r['metric']} | {_fmt(r['value'])} | {_fmt(r['ci_low'])}, {_fmt(r['ci_high'])} |"
+                  for r in summary.alignment]
     storage.write_bytes_atomic(("\n".join(lines) + "\n").encode(), storage.join(output, "best_of_n.md"))
     storage.write_json_atomic({"stage": "improve_best_of_n", "prompts": prompts, "n": n, "pick": pick, "labeler": labeler,
                                "human": human, "human_annotations": human_annotations, "llm": summary.llm},
