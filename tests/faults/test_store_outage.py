@@ -108,9 +108,10 @@ def test_store_stopped_mid_run_is_a_clear_error_and_the_rerun_completes(store):
         return any(r["method"] == "PUT" and "/run/annotations/" in r["path"] for r in server.requests())
 
     first = Child(cli(*args), env)
+    import shutil
+    import time
+
     try:
-        deadline_ok = False
-        import time
 
         deadline = time.monotonic() + 240
         while not annotating():
@@ -122,6 +123,13 @@ def test_store_stopped_mid_run_is_a_clear_error_and_the_rerun_completes(store):
     finally:
         if first.proc.poll() is None:
             first.proc.kill()
+    try:
+        _check_failed_then_rerun(server, forwarder, first, code, args, env)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _check_failed_then_rerun(server, forwarder, first, code, args, env) -> None:
     text = first.text()
     assert code == 2, text[-3000:]
     assert "Traceback" not in text
