@@ -26,7 +26,7 @@ def cmd_export_dpo(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    export = sub.add_parser("export", parents=[common], help="training data from a PROFILE run",
+    export = sub.add_parser("export", help="training data from a PROFILE run",
                             description="training data from a PROFILE run")
     kinds = export.add_subparsers(dest="export_kind", required=True)
     p = kinds.add_parser("dpo", parents=[common], help="preference pairs as DPO JSONL (prompt/chosen/rejected/selection)",

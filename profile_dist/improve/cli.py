@@ -34,7 +34,7 @@ def cmd_improve_best_of_n(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    improve = sub.add_parser("improve", parents=[common], help="act on an audit and measure the change",
+    improve = sub.add_parser("improve", help="act on an audit and measure the change",
                              description="act on an audit and measure the change")
     kinds = improve.add_subparsers(dest="improve_kind", required=True)
     p = kinds.add_parser("feedback", parents=[common], help="factor-level guidance to a generator, regenerated and re-measured",

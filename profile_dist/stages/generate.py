@@ -11,7 +11,9 @@ calls, one per level. Each generation is stored as a response, and every prompt 
 higher level preferred (labeler = the model, setting = generation), so annotate and reduce treat the output
 like any other source. With ``--check-llm``, an independent model rates every generation (1..10) and the
 manipulation check reports Kendall's tau-b between target level and rating per task
-(``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``).
+(``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``). ``guidance`` (Python
+only; ``profile-dist improve feedback`` sets it) appends factor-level guidance to every generation prompt,
+so it is part of each request's cache key and recorded in the manifest.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from profile_dist.improve.bestofn import Candidate, best_of_n, match_winner
 
-from conftest import FACTORS
+from improve_helpers import FACTORS
 from settings_helpers import endpoints_file, planted_server
 
 

@@ -14,7 +14,7 @@ from profile_dist.improve.feedback import Audit, improve_feedback, misalignments
 from profile_dist.improve.templates import get_template
 from profile_dist.testing.sim_improve import HOLD
 
-from conftest import FACTORS
+from improve_helpers import FACTORS
 
 
 def test_feedback_holds_length_fixed_and_alignment_rises(tmp_path, audit, server):
