@@ -14,9 +14,10 @@ windows with ceil(limit/60). Headroom absorbs send-time jitter: a 1% margin tole
 rate. Tokens are booked at their pre-send estimate and corrected with the usage each reply reports; a slot
 that was not used, or drew a 429 (which providers do not count), is released.
 
-On a 429 the worker that got it reports Retry-After; the limiter pauses the schedule until then, cuts its
-rate by 10% (once per incident), pushes the pause to every registered worker (which drop the slots they
-hold and lease afresh after it), and recovers the rate linearly over ``recover_s``. ``x-ratelimit-remaining-*``
+On a 429 the worker that got it reports Retry-After; the limiter pauses the schedule until then and pushes
+the pause to every registered worker, which give back the slots they hold inside it (those after it keep
+their places). If 429s repeat within 10 s the provider's limit is below ours: the rate is cut by 10% (once
+per incident) and recovers linearly over ``recover_s``. ``x-ratelimit-remaining-*``
 of zero pauses the schedule until the matching reset.
 """
 
@@ -37,6 +38,7 @@ NAMESPACE = "profile_dist"
 
 _EPS = 1e-4  # past a window edge, so float rounding never leaves an entry inside
 _CUT = 0.9
+_REPEAT_S = 10.0
 _LEAD = 0.005
 
 
@@ -98,6 +100,7 @@ class LimiterCore:
         self._cut_factor = 1.0
         self.paused_until = -math.inf
         self._last_cut = -math.inf
+        self._last_429 = -math.inf
         self._last_t = -math.inf  # the last booked slot
         self._frontier = -math.inf  # no slot before this (windows were trimmed up to it)
         self._entries: dict[tuple[int, int], _Entry] = {}
@@ -186,12 +189,15 @@ class LimiterCore:
         """A 429: pause everyone for ``wait_s`` and cut the rate once per incident. Returns the pause end."""
         self.stats["penalties"] += 1
         self._recover(now)
-        if now > self._last_cut + max(wait_s, 1.0):
+        # A lone 429 is jitter: pausing is enough. 429s that repeat within _REPEAT_S mean the provider's
+        # limit is lower than ours (another client on the key, a wrong config): cut the rate, once per
+        # incident, and recover over recover_s.
+        if now - self._last_429 < _REPEAT_S and now > self._last_cut + max(wait_s, 1.0):
             self.factor = self._cut_factor = max(0.25, self.factor * _CUT)
             self._last_cut = now
+        self._last_429 = now
         self.paused_until = max(self.paused_until, now + wait_s)
-        # Workers void the slots they hold and lease again; the schedule restarts after the pause.
-        self._last_t = -math.inf
+        # Workers drop the slots they hold inside the pause; those after it keep their places.
         self._frontier = max(self._frontier, self.paused_until)
         return self.paused_until
 
@@ -314,7 +320,6 @@ class Pacer:
         self._leasing: asyncio.Task | None = None
         self._last_send_at = -math.inf
         self._paused_until = -math.inf
-        self._epoch = 0
         self._corrections: list[tuple[int, int, int | None]] = []
         self._observation: tuple | None = None
         self._last_flush = time.monotonic()
@@ -326,13 +331,15 @@ class Pacer:
             fut = loop.create_future()
             self._pending.append(_Waiter(tokens, fut))
             self._kick()
-            slot, send_at, epoch = await fut
+            slot, send_at = await fut
             received = time.monotonic()
             delay = send_at - received
             if delay > 0:
                 await asyncio.sleep(delay)
-            if epoch != self._epoch:
-                self.release(slot)  # a pause came in while waiting: this slot predates it
+            if send_at < self._paused_until - 0.002:  # (2 ms: the pushed pause arrives a little late)
+                # A pause came in while waiting and covers this slot (the limiter never grants inside a
+                # known pause). Slots after the pause keep their places in the schedule.
+                self.release(slot)
                 self.stats["voided"] += 1
                 continue
             # Lateness counts from when the slot was known: a slot already due on arrival (the lease's
@@ -368,8 +375,7 @@ class Pacer:
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-        self._epoch += 1
-        self._last_send_at = -math.inf  # held slots are void; lease afresh after the pause
+
 
     def flush(self) -> None:
         self._maybe_flush(force=True)
@@ -399,7 +405,6 @@ class Pacer:
                 block = [w for w in itertools.islice(self._pending, self.max_block)]
                 corrections, self._corrections = self._corrections, []
                 observation, self._observation = self._observation, None
-                epoch = self._epoch
                 self._last_lease = time.monotonic()
                 lease_id, slots, pause_end = await self.limiter.lease.remote(
                     [w.tokens for w in block], corrections, observation)
@@ -413,7 +418,7 @@ class Pacer:
                     if w.future.done():  # its request was cancelled meanwhile
                         self._corrections.append((lease_id, i, None))
                     else:
-                        w.future.set_result(((lease_id, i), send_at, epoch))
+                        w.future.set_result(((lease_id, i), send_at))
         except BaseException as exc:
             while self._pending:
                 w = self._pending.popleft()
