@@ -146,7 +146,9 @@ def _is_user_error(exc: BaseException) -> bool:
         return True
     llm_engine = sys.modules.get("profile_dist.llm.engine")  # only loaded when a stage used the LLM engine
     llm_budget = sys.modules.get("profile_dist.llm.budget")
-    known = tuple(getattr(m, n) for m, n in ((llm_engine, "EndpointFatalError"), (llm_budget, "BudgetExceededError")) if m)
+    llm_endpoints = sys.modules.get("profile_dist.llm.endpoints")
+    known = tuple(getattr(m, n) for m, n in ((llm_engine, "EndpointFatalError"), (llm_budget, "BudgetExceededError"),
+                                             (llm_endpoints, "EndpointConfigError")) if m)
     return bool(known) and isinstance(exc, known)
 
 

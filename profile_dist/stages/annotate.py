@@ -171,6 +171,9 @@ def annotate(
         chosen = resolve_factors(factors, with_llm=llm is not None)
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
+    if llm_factors and cache_dir is None and storage.is_remote(output):
+        # Checked before any work: the cache is appended to as replies arrive, which an object store cannot do.
+        raise ConfigError(f"{output}: the LLM reply cache needs a local or shared filesystem path; pass --cache-dir")
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
