@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import yaml
 
 from profile_dist import storage
 from profile_dist.errors import ConfigError
@@ -181,13 +180,7 @@ def _parse_settings(raw: dict[str, Any], annotate_cfg: dict[str, Any], job: JobC
 
 
 def load_job(path: str) -> JobConfig:
-    try:
-        raw = yaml.safe_load(storage.read_bytes(path))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: job file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_job(raw, path)
+    return parse_job(storage.read_yaml(path, "job file"), path)
 
 
 def run_job(job: JobConfig, *, address: str | None = None, say: Callable[[str], None] = print, progress: bool | None = None) -> str:

@@ -591,6 +591,20 @@ def json_bytes(obj: Any) -> bytes:
     return json.dumps(obj, indent=2, sort_keys=True, default=str).encode()
 
 
+def read_yaml(uri: str, what: str) -> Any:
+    """A YAML document (a job, audit or endpoints file); a missing or invalid file is a ConfigError naming it."""
+    import yaml
+
+    from profile_dist.errors import ConfigError
+
+    try:
+        return yaml.safe_load(read_bytes(uri))
+    except FileNotFoundError:
+        raise ConfigError(f"{uri}: {what} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{uri}: not valid YAML: {exc}") from None
+
+
 def read_json(uri: str) -> Any:
     return json.loads(read_bytes(uri))
 

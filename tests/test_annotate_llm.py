@@ -106,4 +106,5 @@ def test_llm_factor_without_endpoint_and_bad_key_are_clear_errors(tmp_path, serv
 def test_llm_factors_with_output_on_s3_need_a_filesystem_cache(tmp_path, corpus, capsys):
     code = main(["annotate", "--pairs", str(corpus), "--output", "s3://bucket/annotations", "--factors", "length", "fluency",
                  "--llm", "judge", "--endpoints", str(tmp_path / "unused.yaml")])
-    assert code == 2 and "s3://bucket/annotations: the LLM reply cache needs a local or shared filesystem path; pass --cache-dir" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "not s3://bucket/annotations/_llm_cache; pass --cache-dir" in err

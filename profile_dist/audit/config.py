@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from profile_dist import schema, storage
 from profile_dist.audit.drift import DriftPolicy
@@ -192,13 +191,7 @@ def parse_audit_config(raw: Any, where: str) -> AuditConfig:
 
 
 def load_audit_config(path: str) -> AuditConfig:
-    try:
-        raw = yaml.safe_load(storage.read_bytes(path))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_audit_config(raw, path)
+    return parse_audit_config(storage.read_yaml(path, "config file"), path)
 
 
 def check_models(config: AuditConfig) -> None:
@@ -208,12 +201,7 @@ def check_models(config: AuditConfig) -> None:
     path = config.endpoints or os.environ.get("PROFILE_ENDPOINTS")
     if not path:
         raise ConfigError(f"{config.path}: models {', '.join(config.models)} need an endpoints file: set 'endpoints' or $PROFILE_ENDPOINTS")
-    try:
-        doc = yaml.safe_load(storage.read_bytes(path))
-    except FileNotFoundError:
-        raise ConfigError(f"{config.path}: endpoints file {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    doc = storage.read_yaml(path, f"endpoints file (named by {config.path})")
     entries = doc.get("endpoints") if isinstance(doc, dict) else None
     if not isinstance(entries, dict):
         raise ConfigError(f"{path}: expected a top-level 'endpoints:' mapping of name -> settings")

@@ -171,9 +171,10 @@ def annotate(
         chosen = resolve_factors(factors, with_llm=llm is not None)
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
-    if llm_factors and cache_dir is None and storage.is_remote(output):
-        # Checked before any work: the cache is appended to as replies arrive, which an object store cannot do.
-        raise ConfigError(f"{output}: the LLM reply cache needs a local or shared filesystem path; pass --cache-dir")
+    if llm_factors:
+        from profile_dist.settings.common import cache_dir_for
+
+        cache_dir = cache_dir_for(output, cache_dir)  # before any work: it refuses an object-store cache
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
@@ -289,8 +290,7 @@ def _annotate_llm(
     ensure_ray(address)
     # Durable, beside the outputs: a rerun, a resumed run or another stage over the same responses
     # pays nothing for replies already received.
-    cache = cache_dir or storage.join(output, "_llm_cache")
-    with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="annotate (llm)") as engine:
+    with LLMEngine(endpoint, cache_dir, max_cost=max_cost, progress=progress is not False, desc="annotate (llm)") as engine:
         if dry_run:
             requests = []
             for shard, _, _ in pending:
