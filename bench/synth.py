@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from profile_dist.partials import DiffBatch
-from profile_dist import stats
+from profile_dist.analysis.partials import DiffBatch
+from profile_dist.analysis import stats
 
 FACTORS = (
     "length", "facts", "novel_words", "fluency", "clarity", "intent_alignment", "formality_alignment",

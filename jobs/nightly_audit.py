@@ -40,8 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def report_status(config, date: str) -> int:
     """The published result of ``date`` without running anything (e.g. after `ray job submit`, whose own
     exit code cannot tell a drop (3) from a failure (1))."""
-    from profile_dist.audit.layout import AuditLayout
-    from profile_dist.audit.run import EXIT_FAILED
+    from profile_dist.workflows.audit.layout import AuditLayout
+    from profile_dist.workflows.audit.run import EXIT_FAILED
 
     summary = AuditLayout(config.output).published_summary(date)
     if summary is None:
@@ -54,12 +54,12 @@ def report_status(config, date: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     date = args.date or datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    from profile_dist.audit.run import EXIT_FAILED, failure_paragraph
+    from profile_dist.workflows.audit.run import EXIT_FAILED, failure_paragraph
 
     try:
         from profile_dist import storage
-        from profile_dist.audit.config import check_date, load_audit_config
-        from profile_dist.audit.run import run_audit
+        from profile_dist.workflows.audit.config import check_date, load_audit_config
+        from profile_dist.workflows.audit.run import run_audit
 
         if args.s3_endpoint_url:
             storage.set_s3_endpoint(args.s3_endpoint_url)

@@ -197,7 +197,7 @@ GAP = pa.schema(
     ]
 )
 
-# --- appended by the nightly-audit work: change since the previous audit (profile_dist/audit/drift.py) ---
+# --- appended by the nightly-audit work: change since the previous audit (profile_dist/workflows/audit/drift.py) ---
 
 DRIFT_INFLUENCE = pa.schema(
     [

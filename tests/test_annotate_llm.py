@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from profile_dist.cli import main
-from profile_dist.demo import write_demo_corpus
+from profile_dist.workflows.demo import write_demo_corpus
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest
 from profile_dist.stages.reduce import reduce

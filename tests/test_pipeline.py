@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from profile_dist import schema
-from profile_dist.demo import write_demo_corpus
+from profile_dist.workflows.demo import write_demo_corpus
 from profile_dist.errors import BadInputError
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest

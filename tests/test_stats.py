@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
 
-from profile_dist import stats
+from profile_dist.analysis import stats
 
 finite = st.floats(min_value=-1, max_value=1, allow_nan=False).map(lambda x: round(x, 2))
 vectors = st.integers(min_value=2, max_value=12).flatmap(

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from profile_dist.factors.base import Factor, register
 from profile_dist.factors.llm_calls import Usage, error_text, rows_table, run_requests
-from profile_dist.llm.prompts import delimit
+from profile_dist.prompts.fencing import delimit
 from profile_dist.llm.request import LLMRequest, LLMResult
 
 _DATA_NOTE = (

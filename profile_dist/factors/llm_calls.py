@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist.llm.annotate import OUTPUT_SCHEMA
-from profile_dist.llm.prompts import PromptSpec
+from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.llm.request import LLMRequest, LLMResult
 
 #: The engine's per-run counts that add up over runs (same list as the annotate stage sums).

@@ -7,7 +7,7 @@ the source, and only for its language, not its correctness or helpfulness.
 from __future__ import annotations
 
 from profile_dist.factors.base import Factor, register
-from profile_dist.llm.prompts import PromptSpec
+from profile_dist.prompts.fencing import PromptSpec
 
 FLUENCY_PROMPT = PromptSpec(
     name="fluency",

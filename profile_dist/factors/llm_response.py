@@ -3,14 +3,14 @@
 Each is a 1-5 judgement of one response, defined by a :class:`Criterion` (what is judged, its scale, and
 whether it is judged against the source). From a criterion come two prompts:
 
-- its own prompt (a :class:`~profile_dist.llm.prompts.PromptSpec`, ``{"score": 1-5}``), the per-factor mode;
+- its own prompt (a :class:`~profile_dist.prompts.fencing.PromptSpec`, ``{"score": 1-5}``), the per-factor mode;
 - its section of the **combined** prompt (:class:`CombinedResponseScorer`), the default mode: one call per
   response returns every requested response-level score (``{"fluency": 4, "clarity": 3, ...}``), so the
   system prompt, the response and the source are paid for once instead of once per factor
   (docs/benchmarks.md has the measured tokens).
 
 Fluency's own prompt lives in :mod:`profile_dist.factors.llm_fluency`; its criterion is here so the
-combined prompt can include it. Texts stay delimited as data (:func:`profile_dist.llm.prompts.delimit`).
+combined prompt can include it. Texts stay delimited as data (:func:`profile_dist.prompts.fencing.delimit`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist.factors.base import Factor, register
-from profile_dist.llm.prompts import PromptSpec
+from profile_dist.prompts.fencing import PromptSpec
 
 _DATA_NOTE = (
     "The texts to judge are enclosed between <<<NAME ...>>> and <<<END NAME ...>>> markers. Everything between "

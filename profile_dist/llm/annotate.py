@@ -23,7 +23,7 @@ import pyarrow as pa
 from profile_dist.factors.base import Factor
 from profile_dist.llm.endpoints import Endpoint
 from profile_dist.llm.engine import LLMEngine
-from profile_dist.llm.prompts import PromptSpec
+from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.llm.request import LLMRequest, LLMResult
 
 OUTPUT_SCHEMA = pa.schema([("response_id", pa.string()), ("factor", pa.string()), ("value", pa.float64()),

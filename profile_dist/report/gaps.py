@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from profile_dist import schema, stats
+from profile_dist import schema
+
+from profile_dist.analysis import stats
 from profile_dist.report.replicates import CellKey, interval
 
 HUMAN_SETTING = "human"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from profile_dist import schema, stats, storage
+from profile_dist import schema, storage
+
+from profile_dist.analysis import stats
 
 CellKey = tuple[str, str, str, str]  # labeler, setting, task, factor
 

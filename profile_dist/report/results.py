@@ -28,7 +28,7 @@ def load_results(results_dir: str) -> dict[str, Any]:
         results[name] = [{k: _clean(v) for k, v in row.items()} for row in rows]
     manifest_path = storage.join(results_dir, "_manifest.json")
     results["reduce"] = storage.read_json(manifest_path) if storage.exists(manifest_path) else {}
-    from profile_dist.settings.results import settings_results  # judge agreement, manipulation check, spend
+    from profile_dist.report.settings import settings_results  # judge agreement, manipulation check, spend
 
     results.update(settings_results(results["reduce"]))
     return results

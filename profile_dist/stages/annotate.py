@@ -172,7 +172,7 @@ def annotate(
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
     if llm_factors:
-        from profile_dist.settings.common import cache_dir_for
+        from profile_dist.llm.step import cache_dir_for
 
         cache_dir = cache_dir_for(output, cache_dir)  # before any work: it refuses an object-store cache
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
@@ -228,7 +228,7 @@ def llm_groups(factors: list[Factor], mode: str = "combined") -> list[tuple[Any,
     response-level factors share one call per response; any other PromptSpec factor has a call of its own."""
     from profile_dist.factors.llm_calls import SINGLE
     from profile_dist.factors.llm_response import COMBINED, combinable
-    from profile_dist.llm.prompts import PromptSpec
+    from profile_dist.prompts.fencing import PromptSpec
 
     if mode not in LLM_CALL_MODES:
         raise ConfigError(f"llm_calls must be one of {', '.join(LLM_CALL_MODES)}, got {mode!r}")

@@ -26,11 +26,13 @@ from typing import Any, Callable
 import polars as pl
 import pyarrow as pa
 
-from profile_dist import agreement, ids, schema, storage
+from profile_dist import ids, schema, storage
+
+from profile_dist.analysis import agreement
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.settings.common import (cache_dir_for, cost_record, projection_line, projection_record,
+from profile_dist.llm.step import (cache_dir_for, cost_record, projection_line, projection_record,
                                           resolve_endpoint, write_ingest_shaped)
-from profile_dist.settings.prompts import GenerationPrompt, RatingPrompt
+from profile_dist.prompts.settings import GenerationPrompt, RatingPrompt
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
 

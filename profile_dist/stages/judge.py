@@ -27,11 +27,13 @@ from typing import Any, Callable, Iterator
 import polars as pl
 import pyarrow as pa
 
-from profile_dist import agreement, ids, schema, storage
+from profile_dist import ids, schema, storage
+
+from profile_dist.analysis import agreement
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.settings.common import (COST_KEYS, cache_dir_for, cost_record, project_chunks, projection_line,
+from profile_dist.llm.step import (COST_KEYS, cache_dir_for, cost_record, project_chunks, projection_line,
                                           projection_record, resolve_endpoint, write_ingest_shaped)
-from profile_dist.settings.prompts import JudgePrompt
+from profile_dist.prompts.settings import JudgePrompt
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
 

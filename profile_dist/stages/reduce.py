@@ -26,9 +26,11 @@ import pyarrow.dataset as pads
 import ray
 from tqdm import tqdm
 
-from profile_dist import adjusted, schema, stats, storage
+from profile_dist import schema, storage
+
+from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.partials import (
+from profile_dist.analysis.partials import (
     DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_counts, replicate_taus, replicate_weights,
 )
 from profile_dist.stages.runtime import ensure_ray, unwrap

@@ -13,7 +13,7 @@ pure function of (seed, request key, how many times that key was seen before), s
 whatever the arrival order, and a retried request draws a fresh decision.
 
 Replies to the project's annotation prompts are deterministic: the server finds the text between the
-``RESPONSE`` markers (see :mod:`profile_dist.llm.prompts`) and answers the schema's integer field with
+``RESPONSE`` markers (see :mod:`profile_dist.prompts.fencing`) and answers the schema's integer field with
 :func:`reference_fluency` of that text, so tests can assert values end to end.
 
 Test hooks: ``GET /_stats`` (counts, 429s, max requests in any 1 s/60 s window, per-key counts),
@@ -40,7 +40,7 @@ from typing import Any
 
 from profile_dist.testing.behaviours import reply_for
 
-from profile_dist.llm.prompts import find_block
+from profile_dist.prompts.fencing import find_block
 
 REQUEST_KEY_CHARS = 16
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from profile_dist.llm.prompts import find_block
+from profile_dist.prompts.fencing import find_block
 from profile_dist.testing.behaviours import register_behaviour, schema_name
 from profile_dist.testing.llm_server import reference_fluency
 

@@ -9,7 +9,7 @@ words (defaults 10, 12, 20: the ``settings_generator`` shape); one **bold** word
 ``improve_bold`` [0.3] and one "- " list item with probability ``improve_list`` [0.3], both drawn per
 (prompt, level) independently of L, so only length tracks the level.
 
-Guidance lines (``profile_dist.improve.templates``) it obeys, one per factor, recognised by their wording:
+Guidance lines (``profile_dist.prompts.guidance``) it obeys, one per factor, recognised by their wording:
   "- length: ... Keep length about the same across quality levels"   every level gets the words of level 2
   "- list_items: ... Give higher quality levels more list_items"     level L ends with L - 1 list items
 Any other guidance is read and ignored, as a model ignores advice it cannot act on.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from profile_dist.llm.prompts import find_block
+from profile_dist.prompts.fencing import find_block
 from profile_dist.testing.behaviours import register_behaviour, schema_name, uniform
 from profile_dist.testing.sim_settings import _VOCAB, _user_text
 

@@ -1,6 +1,6 @@
 """Simulated judge, leveled generator and rater for the evaluation and generation settings.
 
-Recognised by the ``response_format`` schema name of the prompts in ``profile_dist.settings.prompts``.
+Recognised by the ``response_format`` schema name of the prompts in ``profile_dist.prompts.settings``.
 Parameters (server ``--behaviour KEY=VALUE``; defaults in brackets):
 
 judge (``pairwise_judgment``)
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from profile_dist.llm.prompts import find_block
+from profile_dist.prompts.fencing import find_block
 from profile_dist.testing.behaviours import register_behaviour, schema_name, uniform
 
 _VOCAB = ("clear", "answer", "detail", "context", "example", "reason", "result", "point", "method", "value",

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from profile_dist import schema, storage
-from profile_dist.audit import model_stages
-from profile_dist.audit.config import check_date, load_audit_config, parse_audit_config
-from profile_dist.audit.example import ALIGNED, example_config, write_human_corpus, write_judgments
-from profile_dist.audit.run import run_audit
+from profile_dist.workflows.audit import model_stages
+from profile_dist.workflows.audit.config import check_date, load_audit_config, parse_audit_config
+from profile_dist.workflows.audit.example import ALIGNED, example_config, write_human_corpus, write_judgments
+from profile_dist.workflows.audit.run import run_audit
 from profile_dist.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ from scipy import stats as sps
 from scipy.stats import mstats
 
 from profile_dist import schema
-from profile_dist.audit import drift
+from profile_dist.workflows.audit import drift
 
 FACTORS = ["length", "novel_words", "list_items", "headers", "bold"]
 GROUPS = [("human", "human", "helpful"), ("judge", "evaluation", "helpful")]

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from profile_dist import schema, storage
-from profile_dist.audit.example import write_example
+from profile_dist.workflows.audit.example import write_example
 from profile_dist.testing.s3_server import S3TestServer
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 from profile_dist.factors import all_factors, get_factor
 from profile_dist.factors import atomic
 from profile_dist.factors.llm_response import COMBINED, CRITERIA
-from profile_dist.llm.prompts import find_block
+from profile_dist.prompts.fencing import find_block
 from profile_dist.llm.structured import validate_reply
 
 RESPONSE_LEVEL = ["fluency", "clarity", "formality_alignment", "intent_alignment", "receptiveness"]

@@ -25,7 +25,7 @@ from faults_helpers import KEY, KEY_ENV, endpoints_file
 
 from profile_dist.cli import main
 from profile_dist.factors.llm_fluency import FLUENCY_PROMPT
-from profile_dist.llm.prompts import block_nonce, find_block
+from profile_dist.prompts.fencing import block_nonce, find_block
 from profile_dist.testing.llm_server import ServerProcess, reference_fluency
 
 BASES = [

@@ -14,7 +14,7 @@ import yaml
 
 from faults_helpers import Child, Forwarder, cli, cli_env, run_cli
 
-from profile_dist.demo import demo_rows
+from profile_dist.workflows.demo import demo_rows
 from profile_dist.testing.s3_server import ACCESS_KEY, SECRET_KEY, S3TestServer
 
 BUCKET = "outage"

@@ -8,7 +8,7 @@ import json
 import polars as pl
 import pytest
 
-from profile_dist.improve.bestofn import Candidate, best_of_n, match_winner
+from profile_dist.workflows.improve.bestofn import Candidate, best_of_n, match_winner
 
 from improve_helpers import FACTORS
 from settings_helpers import endpoints_file, planted_server

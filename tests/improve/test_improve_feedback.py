@@ -10,8 +10,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from profile_dist.improve.feedback import Audit, improve_feedback, misalignments
-from profile_dist.improve.templates import get_template
+from profile_dist.workflows.improve.feedback import Audit, improve_feedback, misalignments
+from profile_dist.prompts.guidance import get_template
 from profile_dist.testing.sim_improve import HOLD
 
 from improve_helpers import FACTORS
@@ -94,7 +94,7 @@ def test_dry_run_projects_the_guided_generation_and_sends_nothing(tmp_path, audi
 
 def test_the_guidance_enters_the_generation_cache_key():
     from profile_dist.llm.endpoints import Endpoint
-    from profile_dist.settings.prompts import GenerationPrompt
+    from profile_dist.prompts.settings import GenerationPrompt
 
     endpoint = Endpoint(name="e", base_url="http://127.0.0.1:1", model="m")
     prompt = GenerationPrompt()

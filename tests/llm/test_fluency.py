@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from profile_dist.factors.base import _REGISTRY
 from profile_dist.factors.llm_fluency import FLUENCY, FLUENCY_PROMPT
-from profile_dist.llm.prompts import find_block
+from profile_dist.prompts.fencing import find_block
 from profile_dist.llm.structured import validate_reply
 
 

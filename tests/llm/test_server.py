@@ -9,7 +9,7 @@ import time
 import openai
 import pytest
 
-from profile_dist.llm.prompts import delimit, find_block
+from profile_dist.prompts.fencing import delimit, find_block
 from profile_dist.testing.llm_server import (LLMTestServer, ServerConfig, _max_in_window, count_tokens,
                                              reference_fluency)
 

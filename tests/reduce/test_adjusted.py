@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from profile_dist.adjusted import adjusted_effects, fit_bradley_terry, standardise
+from profile_dist.analysis.adjusted import adjusted_effects, fit_bradley_terry, standardise
 
 
 def preference_data(n: int, beta: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -14,8 +14,10 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from profile_dist import ids, stats
-from profile_dist.partials import DiffBatch, Partial, ReduceConfig, bucket_of, map_batch, replicate_counts, replicate_weights
+from profile_dist import ids
+
+from profile_dist.analysis import stats
+from profile_dist.analysis.partials import DiffBatch, Partial, ReduceConfig, bucket_of, map_batch, replicate_counts, replicate_weights
 from profile_dist.stages.reduce import result_tables
 
 GROUPS = [("human", "human", "t"), ("m", "evaluation", "t"), ("m", "generation", "t")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from profile_dist import stats
+from profile_dist.analysis import stats
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest
 from profile_dist.stages.reduce import reduce

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import ray.cloudpickle
 
-from profile_dist import ids, stats
+from profile_dist import ids
+
+from profile_dist.analysis import stats
 from profile_dist.errors import ConfigError
-from profile_dist.partials import DiffBatch, Partial, ReduceConfig, map_batch
+from profile_dist.analysis.partials import DiffBatch, Partial, ReduceConfig, map_batch
 from profile_dist.stages.reduce import map_reduce, result_tables
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,8 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.print_page_options import PrintOptions
 
 from profile_dist import schema
-from profile_dist.demo import demo_job
-from profile_dist.pipeline import CorpusConfig, JobConfig, run_job
+from profile_dist.workflows.demo import demo_job
+from profile_dist.workflows.job import CorpusConfig, JobConfig, run_job
 from profile_dist.report import build_report
 
 pytestmark = pytest.mark.usefixtures("ray_session")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from profile_dist import schema, storage
-from profile_dist.audit import layout as audit_layout
-from profile_dist.audit.config import load_audit_config
-from profile_dist.audit.example import write_example
-from profile_dist.audit.run import EXIT_ALIGNMENT_DROP, run_audit
+from profile_dist.workflows.audit import layout as audit_layout
+from profile_dist.workflows.audit.config import load_audit_config
+from profile_dist.workflows.audit.example import write_example
+from profile_dist.workflows.audit.run import EXIT_ALIGNMENT_DROP, run_audit
 
 REPO = Path(__file__).resolve().parents[2]
 

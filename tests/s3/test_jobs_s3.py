@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from profile_dist import schema, storage
-from profile_dist.demo import write_demo_corpus
+from profile_dist.workflows.demo import write_demo_corpus
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest
@@ -107,7 +107,7 @@ def test_a_store_failure_mid_annotate_then_a_rerun_redoes_only_unfinished_shards
 
 
 def test_the_example_s3_job_file_is_a_valid_job_reading_and_writing_s3():
-    from profile_dist.pipeline import load_job
+    from profile_dist.workflows.job import load_job
 
     job = load_job(str(REPO / "jobs" / "s3_corpora.yaml"))
     assert job.output.startswith("s3://") and all(p.startswith("s3://") for c in job.corpora for p in c.input)

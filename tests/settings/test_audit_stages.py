@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from profile_dist import schema, storage
-from profile_dist.audit import model_stages
-from profile_dist.audit.config import parse_audit_config
-from profile_dist.audit.example import example_config, write_human_corpus
-from profile_dist.audit.run import run_audit
-from profile_dist.settings import audit as settings_audit
+from profile_dist.workflows.audit import model_stages
+from profile_dist.workflows.audit.config import parse_audit_config
+from profile_dist.workflows.audit.example import example_config, write_human_corpus
+from profile_dist.workflows.audit.run import run_audit
+from profile_dist.workflows import models as settings_audit
 
 from settings_helpers import KEY, KEY_ENV, endpoints_file, planted_server
 
@@ -52,7 +52,7 @@ def _endpoints(tmp_path, server, served_model: str) -> str:
 
 def test_a_new_checkpoint_whose_judge_drifts_is_reported_and_the_rerun_changes_nothing(tmp_path):
     """Issue 6's acceptance: two nights, a planted change in the model's judge behaviour between them."""
-    from profile_dist.audit.run import EXIT_ALIGNMENT_DROP
+    from profile_dist.workflows.audit.run import EXIT_ALIGNMENT_DROP
 
     root = str(tmp_path / "data")
     write_human_corpus(root, pairs_per_prompt=3)  # humans prefer short, on-topic answers

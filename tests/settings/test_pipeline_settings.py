@@ -10,7 +10,7 @@ import yaml
 
 from profile_dist.cli import main
 from profile_dist.errors import ConfigError
-from profile_dist.pipeline import load_job, parse_job
+from profile_dist.workflows.job import load_job, parse_job
 
 from settings_helpers import MODEL, RATER, endpoints_file, planted_server, write_human_corpus
 
@@ -60,7 +60,7 @@ def test_settings_sections_are_checked_and_the_paper_job_parses():
         parse_job({**base, "models": [{"name": "m", "colour": "red"}]}, "job.yaml")
     with pytest.raises(ConfigError, match="generate: max_cost: expected a number"):
         parse_job({**base, "generate": {"max_cost": "lots"}}, "job.yaml")
-    from profile_dist.pipeline import run_job
+    from profile_dist.workflows.job import run_job
 
     with pytest.raises(ConfigError, match="llm_cache"):  # before ingest: the input does not even exist
         run_job(parse_job({**base, "output": "s3://bucket/job", "models": ["m"]}, "job.yaml"), say=lambda line: None)

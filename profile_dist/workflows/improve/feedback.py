@@ -9,7 +9,7 @@ profile-dist improve feedback --results DIR --llm GEN --output OUT [--top 2] [--
 1. From the audit (a reduce output that includes GEN's generation-setting pairs), every factor's
    misalignment d = tau_generation - tau_human, with its interval from the reduce's shared bootstrap
    replicates; the ``--top`` largest |d| whose interval excludes 0 are chosen.
-2. A versioned template (``profile_dist.improve.templates``) turns them into guidance lines.
+2. A versioned template (``profile_dist.prompts.guidance``) turns them into guidance lines.
 3. ``generate`` runs again on the same prompts, levels and mode with that guidance in the prompt (so in the
    reply cache key), labelled ``<model>+feedback``; its responses are annotated with the audit's factors.
 4. One reduce over the audit's inputs plus the new generations (same factors, bootstrap and seed) gives
@@ -31,9 +31,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from profile_dist import schema, stats, storage
+from profile_dist import schema, storage
+
+from profile_dist.analysis import stats
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.improve.templates import get_template
+from profile_dist.prompts.guidance import get_template
 from profile_dist.report.replicates import load_replicate_taus
 
 FEEDBACK_FACTORS = pa.schema([
@@ -295,7 +297,7 @@ def improve_feedback(
     annotate_llm: str | None = None, address: str | None = None, progress: bool | None = None,
     say: Callable[[str], None] | None = None,
 ) -> FeedbackSummary:
-    from profile_dist.settings.common import cache_dir_for, resolve_endpoint
+    from profile_dist.llm.step import cache_dir_for, resolve_endpoint
     from profile_dist.stages.annotate import annotate
     from profile_dist.stages.generate import generate
     from profile_dist.stages.reduce import reduce

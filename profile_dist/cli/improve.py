@@ -7,7 +7,7 @@ from typing import Any
 
 
 def cmd_improve_feedback(args: argparse.Namespace) -> int:
-    from profile_dist.improve.feedback import improve_feedback
+    from profile_dist.workflows.improve.feedback import improve_feedback
 
     summary = improve_feedback(
         args.results, args.llm, args.output, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
@@ -20,7 +20,7 @@ def cmd_improve_feedback(args: argparse.Namespace) -> int:
 
 def cmd_improve_best_of_n(args: argparse.Namespace) -> int:
     from profile_dist.cli import _split_list
-    from profile_dist.improve.bestofn import best_of_n
+    from profile_dist.workflows.improve.bestofn import best_of_n
 
     summary = best_of_n(
         args.prompts, args.llm, args.judge, args.output, n=args.n, pick=args.pick, task=args.task,

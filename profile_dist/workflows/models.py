@@ -1,4 +1,4 @@
-"""The judge and generate stages as the nightly audit's model stages (``profile_dist.audit.model_stages``).
+"""The judge and generate stages as the nightly audit's model stages (``profile_dist.workflows.audit.model_stages``).
 
 Registered on import (the audit imports this module when it needs a model stage). For each model, every pairs directory the audit prepared is judged
 (the judged pairs reuse the corpus' responses, so the corpus' annotations apply) and its prompts are
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 
 from profile_dist import storage
-from profile_dist.audit.model_stages import StageContext, StageOutput, register_model_stage
-from profile_dist.settings.common import cache_dir_for
+from profile_dist.workflows.audit.model_stages import StageContext, StageOutput, register_model_stage
+from profile_dist.llm.step import cache_dir_for
 
 CACHE_ENV = "PROFILE_LLM_CACHE"
 GENERATION_LEVELS = 5

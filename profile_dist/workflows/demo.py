@@ -15,7 +15,7 @@ import os
 import random
 
 from profile_dist import storage
-from profile_dist.pipeline import CorpusConfig, JobConfig
+from profile_dist.workflows.job import CorpusConfig, JobConfig
 
 TOPICS = [
     "keep basil alive indoors", "back up a laptop", "start running", "brew pour-over coffee",

@@ -28,7 +28,7 @@ from typing import Any
 
 
 from profile_dist import schema, storage
-from profile_dist.audit.drift import DriftPolicy
+from profile_dist.workflows.audit.drift import DriftPolicy
 from profile_dist.errors import ConfigError
 
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -84,7 +84,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from profile_dist.pipeline import load_job, run_job
+    from profile_dist.workflows.job import load_job, run_job
 
     results = run_job(load_job(args.job), address=args.address)
     print(f"done: open {os.path.join(results, 'report.md')}")
@@ -92,8 +92,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from profile_dist.demo import default_shared_data, demo_job
-    from profile_dist.pipeline import run_job
+    from profile_dist.workflows.demo import default_shared_data, demo_job
+    from profile_dist.workflows.job import run_job
 
     data_dir = None
     if args.data is not None:
@@ -240,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None, help="only the factors a task uses")
     add("formats", cmd_formats, "list input formats")
 
-    from profile_dist.export.cli import add_parser as add_export
-    from profile_dist.improve.cli import add_parser as add_improve
+    from profile_dist.cli.export import add_parser as add_export
+    from profile_dist.cli.improve import add_parser as add_improve
 
     add_export(sub, common)
     add_improve(sub, common)

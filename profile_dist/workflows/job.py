@@ -265,7 +265,7 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
 
 
 def _llm_cache(job: JobConfig) -> str:
-    from profile_dist.settings.common import cache_dir_for
+    from profile_dist.llm.step import cache_dir_for
 
     return cache_dir_for(job.output, job.llm_cache)
 

@@ -9,7 +9,7 @@ pairs. Until a stage is registered, an audit with models configured fails before
 
 Registering (e.g. in ``profile_dist/stages/judge.py``)::
 
-    from profile_dist.audit.model_stages import StageOutput, register_model_stage
+    from profile_dist.workflows.audit.model_stages import StageOutput, register_model_stage
 
     def judge_for_audit(context, model): ...  # -> StageOutput([pairs_dir], [annotations_dir])
     register_model_stage("judge", judge_for_audit)
@@ -21,12 +21,12 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from profile_dist.audit.config import AuditConfig
+from profile_dist.workflows.audit.config import AuditConfig
 from profile_dist.errors import ConfigError
 
 REQUIRED_STAGES = ("judge", "generate")
 #: Modules that register stages when imported; a missing module simply means "not available yet".
-STAGE_MODULES = {"judge": "profile_dist.settings.audit", "generate": "profile_dist.settings.audit"}
+STAGE_MODULES = {"judge": "profile_dist.workflows.models", "generate": "profile_dist.workflows.models"}
 
 
 @dataclass

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from profile_dist import storage
-from profile_dist.audit import drift, layout as layout_mod
-from profile_dist.audit.config import AuditConfig, AuditCorpus, check_date, check_models
-from profile_dist.audit.layout import AuditLayout
-from profile_dist.audit.model_stages import CorpusData, StageContext, model_stages
+from profile_dist.workflows.audit import drift, layout as layout_mod
+from profile_dist.workflows.audit.config import AuditConfig, AuditCorpus, check_date, check_models
+from profile_dist.workflows.audit.layout import AuditLayout
+from profile_dist.workflows.audit.model_stages import CorpusData, StageContext, model_stages
 from profile_dist.errors import BadInputError, ConfigError
 
 EXIT_HEALTHY = 0

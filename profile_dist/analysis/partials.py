@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from profile_dist import stats
+from profile_dist.analysis import stats
 
 GroupKey = tuple[str, str, str]  # labeler, setting, task
 

@@ -1,6 +1,6 @@
 """Versioned prompts of the evaluation and generation settings (method section 3).
 
-Every text under judgement is fenced as data (:func:`profile_dist.llm.prompts.delimit`); the schema name
+Every text under judgement is fenced as data (:func:`profile_dist.prompts.fencing.delimit`); the schema name
 of each prompt is what the test server's simulated models recognise (``profile_dist/testing/sim_settings``),
 so renaming one is a schema change: bump the version.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from profile_dist.llm.prompts import delimit
+from profile_dist.prompts.fencing import delimit
 from profile_dist.llm.request import LLMRequest
 
 Message = dict[str, str]

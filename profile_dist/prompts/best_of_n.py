@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from profile_dist.llm.prompts import delimit
+from profile_dist.prompts.fencing import delimit
 from profile_dist.llm.request import LLMRequest
 
 CANDIDATE_SCHEMA_NAME = "candidate_response"

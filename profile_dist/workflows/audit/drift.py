@@ -20,7 +20,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from profile_dist import schema, stats
+from profile_dist import schema
+
+from profile_dist.analysis import stats
 
 Group = tuple[str, str, str]  # labeler, setting, task
 

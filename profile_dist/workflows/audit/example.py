@@ -5,7 +5,7 @@ hidden utility of that night. With ``ALIGNED`` weights the judge prefers what hu
 ``DRIFTED`` (a checkpoint that learned to reward length, lists and bold) its factor influences turn
 away from the humans', which the audit reports as a significant drop in alignment (exit 3).
 
-    python -m profile_dist.audit.example --root /tmp/audit-demo --dates 2024-05-01:aligned 2024-05-02:drifted
+    python -m profile_dist.workflows.audit.example --root /tmp/audit-demo --dates 2024-05-01:aligned 2024-05-02:drifted
     python jobs/nightly_audit.py --config /tmp/audit-demo/audit.yaml --date 2024-05-01
 """
 
@@ -18,7 +18,7 @@ import random
 import yaml
 
 from profile_dist import storage
-from profile_dist.demo import ASKS, HUMAN_WEIGHTS, JUDGE_WEIGHTS, TOPICS, _prefers_a, _response
+from profile_dist.workflows.demo import ASKS, HUMAN_WEIGHTS, JUDGE_WEIGHTS, TOPICS, _prefers_a, _response
 
 ALIGNED = dict(HUMAN_WEIGHTS)
 DRIFTED = dict(JUDGE_WEIGHTS)

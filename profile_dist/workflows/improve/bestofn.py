@@ -34,8 +34,8 @@ import pyarrow as pa
 
 from profile_dist import ids, schema, storage
 from profile_dist.errors import ConfigError
-from profile_dist.improve.feedback import _fmt
-from profile_dist.improve.prompts import CandidatePrompt
+from profile_dist.workflows.improve.feedback import _fmt
+from profile_dist.prompts.best_of_n import CandidatePrompt
 
 PICKS = ("knockout", "pointwise")
 DATASET = "best_of_n"
@@ -92,7 +92,7 @@ class BestOfNSummary:
     dry_run: list[dict[str, Any]] | None = None
 
     def lines(self) -> list[str]:
-        from profile_dist.settings.common import projection_line
+        from profile_dist.llm.step import projection_line
 
         if self.dry_run is not None:
             return [projection_line(r) for r in self.dry_run]
@@ -113,9 +113,9 @@ def best_of_n(
     progress: bool | None = None, say: Callable[[str], None] | None = None,
 ) -> BestOfNSummary:
     from profile_dist.llm.engine import LLMEngine
-    from profile_dist.settings.common import (cache_dir_for, cost_record, projection_line, projection_record,
+    from profile_dist.llm.step import (cache_dir_for, cost_record, projection_line, projection_record,
                                               resolve_endpoint, write_ingest_shaped)
-    from profile_dist.settings.prompts import JudgePrompt, RatingPrompt
+    from profile_dist.prompts.settings import JudgePrompt, RatingPrompt
     from profile_dist.stages.annotate import annotate
     from profile_dist.stages.generate import prompt_tasks
     from profile_dist.stages.reduce import reduce

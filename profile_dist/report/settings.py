@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from profile_dist import schema, storage
-from profile_dist.settings.common import COST_KEYS
+from profile_dist.llm.step import COST_KEYS
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Whole jobs built from the stages: job YAML, model stages, nightly audit, improve, demo."""
