@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray started on demand)")
     common.add_argument("--s3-endpoint-url", default=None, metavar="URL",
                         help="S3-compatible endpoint for s3:// paths, for this process and its Ray workers (default: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS)")
+    common.add_argument("--verbose", action="store_true",
+                        help="show Ray's own banners, warnings and worker output (default: into a log file named at the end)")
     parser = argparse.ArgumentParser(prog="profile-dist", description="PROFILE factor-level preference analysis on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -249,7 +251,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from profile_dist.stages.ray_messages import default_log_path, ray_messages
+
     args = build_parser().parse_args(argv)
+    routing = None
+    try:
+        with ray_messages(args.verbose, default_log_path(args.command)) as routing:
+            return _run(args)
+    finally:
+        if routing is not None and routing.kept():  # named last: Ray's exit messages are in it by now
+            print(f"Ray's messages: {routing.path}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if args.s3_endpoint_url:
             from profile_dist.storage import set_s3_endpoint

@@ -196,11 +196,12 @@ class LLMEngine:
                 raise BudgetExceededError(
                     f"{ep.describe()}: {len(todo)} requests to send would cost about ${projected:.4f} "
                     f"(+ ${self.spent:.4f} spent) > --max-cost ${self.max_cost:.4f}; nothing was sent", self.summary)
-        bar = ProgressBar(stats, len(first), self.desc, self.progress)
-        bar.advance(len(by_key))
+        bar = ProgressBar(stats, len(first), self.desc, self.progress, cached=len(by_key), max_cost=self.max_cost,
+                          spent_before=self.spent)
         try:
             if todo:
                 self._start_workers()
+                bar.start_sending()
                 fresh = _run_coro(self._dispatch([requests[first[k]] for k in todo], todo, cost_model, stats, bar))
                 by_key.update(fresh)
         finally:

@@ -12,6 +12,7 @@ import ray
 from tqdm import tqdm
 
 from profile_dist.errors import ProfileDistError
+from profile_dist.stages import ray_messages
 
 
 def worker_runtime_env() -> dict[str, Any] | None:
@@ -35,11 +36,18 @@ def ensure_ray(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    runtime_env = worker_runtime_env()
+    options: dict[str, Any] = {"runtime_env": worker_runtime_env(), "logging_level": logging.WARNING}
+    routing = ray_messages.current()
+    if routing is not None:  # a CLI command: everything goes where the user chose (see ray_messages)
+        options["logging_level"] = logging.INFO
+        options["log_to_driver"] = routing.verbose
+        routing.take_ray_logger()
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, runtime_env=runtime_env)
+        ray.init(address=address, **options)
     else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, runtime_env=runtime_env)
+        ray.init(include_dashboard=False, **options)
+    if routing is not None:
+        routing.started_ray = True
 
 
 def unwrap(exc: BaseException) -> BaseException:
