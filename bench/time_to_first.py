@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from profile_dist.demo import demo_rows
+from profile_dist.workflows.demo import demo_rows
 from profile_dist.testing.llm_server import ServerProcess
 
 KEY_ENV, KEY = "PROFILE_BENCH_TTF_KEY", "sk-bench-time-to-first"
