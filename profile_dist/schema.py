@@ -26,11 +26,14 @@ PROMPTS = pa.schema(
 
 RESPONSES = pa.schema(
     [
-        # Content hash of (prompt_id, text): the same text answering the same prompt is one response,
-        # annotated once however many pairs it appears in.
+        # Content hash of (prompt_id, text[, source]): the same text answering the same prompt (from the
+        # same documents) is one response, annotated once however many pairs it appears in.
         pa.field("response_id", pa.string(), nullable=False),
         pa.field("prompt_id", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
+        # The document this response alone is judged against, where it has its own (WebGPT: the question
+        # plus the quotes this answer retrieved); null means its prompt's source (or text) applies.
+        pa.field("source", pa.string(), nullable=True),
     ]
 )
 
