@@ -26,7 +26,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth import hex_ids  # noqa: E402
-
 from profile_dist.analysis import stats  # noqa: E402
 from profile_dist.analysis.partials import DiffBatch, ReduceConfig, map_batch  # noqa: E402
 from profile_dist.stages.reduce import Results  # noqa: E402

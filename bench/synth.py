@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-
 from profile_dist.analysis.partials import DiffBatch
 from profile_dist.analysis import stats
 

@@ -31,7 +31,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-
 from profile_dist.workflows.demo import demo_rows
 from profile_dist.testing.llm_server import ServerProcess
 

@@ -17,8 +17,12 @@ def prompt_id(text: str, source: str | None) -> str:
     return content_id("prompt", text, source if source is not None else "")
 
 
-def response_id(prompt_id_: str, text: str) -> str:
-    return content_id("response", prompt_id_, text)
+def response_id(prompt_id_: str, text: str, source: str | None = None) -> str:
+    """A response's own source (see schema.RESPONSES) is part of its identity; without one the id is what
+    it always was."""
+    if source is None:
+        return content_id("response", prompt_id_, text)
+    return content_id("response", prompt_id_, text, source)
 
 
 def pair_id(

@@ -26,11 +26,14 @@ PROMPTS = pa.schema(
 
 RESPONSES = pa.schema(
     [
-        # Content hash of (prompt_id, text): the same text answering the same prompt is one response,
-        # annotated once however many pairs it appears in.
+        # Content hash of (prompt_id, text[, source]): the same text answering the same prompt (from the
+        # same documents) is one response, annotated once however many pairs it appears in.
         pa.field("response_id", pa.string(), nullable=False),
         pa.field("prompt_id", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
+        # The document this response alone is judged against, where it has its own (WebGPT: the question
+        # plus the quotes this answer retrieved); null means its prompt's source (or text) applies.
+        pa.field("source", pa.string(), nullable=True),
     ]
 )
 
@@ -281,6 +284,13 @@ MANIPULATION_CHECK = pa.schema(
         pa.field("task", pa.string(), nullable=False),
         pa.field("levels", pa.int64(), nullable=False),
         pa.field("n_rated", pa.int64(), nullable=False),
-        pa.field("kendall_tau", pa.float64(), nullable=True),  # tau-b between level and rating
+        pa.field("n_prompts", pa.int64(), nullable=False),  # prompts with a defined within-prompt tau-b
+        pa.field("n_prompts_undefined", pa.int64(), nullable=False),  # < 2 rated generations, or constant ratings
+        # mean over prompts of tau-b(level, rating) within the prompt (settings/manipulation.py)
+        pa.field("kendall_tau", pa.float64(), nullable=True),
+        pa.field("ci_low", pa.float64(), nullable=True),  # percentile bootstrap over prompts
+        pa.field("ci_high", pa.float64(), nullable=True),
+        pa.field("n_bootstrap", pa.int64(), nullable=False),
+        pa.field("pooled_kendall_tau", pa.float64(), nullable=True),  # all generations pooled, for comparison
     ]
 )

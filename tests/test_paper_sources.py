@@ -86,6 +86,9 @@ def test_webgpt_layout(tmp_path):
     assert got[0].prompt == "Why is the sky blue?"
     assert "Rayleigh scattering: Shorter wavelengths scatter more strongly." in got[0].source
     assert got[0].source.startswith("QUESTION: Why is the sky blue?")
+    # Each answer has its own source: the question and the quotes it retrieved, nothing the other one did.
+    assert got[0].source_a == "QUESTION: Why is the sky blue?\n\nRayleigh scattering: Shorter wavelengths scatter more strongly."
+    assert got[0].source_b == "QUESTION: Why is the sky blue?"
 
 
 @pytest.mark.parametrize("change, field", [
@@ -112,3 +115,39 @@ def test_webgpt_source_reaches_the_novel_words_factor(tmp_path):
     by_text = dict(zip(values["text"], values["value"]))
     # "scatters"/"more"/"blue"... mostly appear in the retrieved quote; the ocean answer's words do not.
     assert by_text[WEBGPT_ROW["answer_0"]] < by_text[WEBGPT_ROW["answer_1"]]
+
+
+def novel_share(text: str, source: str) -> float:
+    """Reference novel_words: share of the text's lowercased \\w+ types not among the source's."""
+    import re
+
+    types = set(re.findall(r"\w+", text.lower()))
+    return len(types - set(re.findall(r"\w+", source.lower()))) / len(types)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_webgpt_answers_are_scored_against_their_own_quotes_not_the_union(tmp_path):
+    """Answer 1 repeats a quote only answer 0 retrieved: against the union of both answers' quotes it would
+    look fully supported (novel share 0); against its own (none) every word is novel."""
+    from profile_dist.stages.annotate import annotate, shard_with_sources
+    from profile_dist.stages.ingest import ingest
+
+    row = {**WEBGPT_ROW, "answer_1": "Shorter wavelengths scatter more strongly."}
+    ingest("webgpt", [str(write_jsonl(tmp_path / "webgpt.jsonl", [row]))], str(tmp_path / "pairs"))
+    responses = pl.read_parquet(tmp_path / "pairs" / "responses")
+    own = {"QUESTION: Why is the sky blue?\n\nRayleigh scattering: Shorter wavelengths scatter more strongly.": row["answer_0"],
+           "QUESTION: Why is the sky blue?": row["answer_1"]}
+    assert dict(zip(responses["source"], responses["text"])) == own
+    frame = shard_with_sources(responses.to_arrow(), str(tmp_path / "pairs" / "prompts"))
+    assert dict(zip(frame["text"], frame["source_text"])) == {text: src for src, text in own.items()}
+    # The prompt keeps the union (what a generated answer is given and judged against; here it is also
+    # answer 0's own quotes, since answer 1 retrieved none).
+    prompts = pl.read_parquet(tmp_path / "pairs" / "prompts")
+    assert prompts["source"].to_list() == [union := "QUESTION: Why is the sky blue?\n\nRayleigh scattering: "
+                                           "Shorter wavelengths scatter more strongly."]
+    annotate(str(tmp_path / "pairs"), str(tmp_path / "ann"), factors=["novel_words"])
+    values = pl.read_parquet(tmp_path / "ann" / "part-*.parquet").join(responses, on="response_id")
+    by_text = dict(zip(values["text"], values["value"]))
+    assert by_text[row["answer_1"]] == pytest.approx(novel_share(row["answer_1"], "QUESTION: Why is the sky blue?")) == 1.0
+    assert novel_share(row["answer_1"], union) == 0.0  # what the union of quotes made of it
+    assert by_text[row["answer_0"]] == pytest.approx(novel_share(row["answer_0"], union)) == 5 / 8

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
-
 from profile_dist.analysis import stats
 
 finite = st.floats(min_value=-1, max_value=1, allow_nan=False).map(lambda x: round(x, 2))

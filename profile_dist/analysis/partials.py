@@ -35,7 +35,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from profile_dist.analysis import stats
 
 GroupKey = tuple[str, str, str]  # labeler, setting, task

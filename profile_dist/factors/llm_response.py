@@ -4,10 +4,15 @@ Each is a 1-5 judgement of one response, defined by a :class:`Criterion` (what i
 whether it is judged against the source). From a criterion come two prompts:
 
 - its own prompt (a :class:`~profile_dist.prompts.fencing.PromptSpec`, ``{"score": 1-5}``), the per-factor mode;
-- its section of the **combined** prompt (:class:`CombinedResponseScorer`), the default mode: one call per
-  response returns every requested response-level score (``{"fluency": 4, "clarity": 3, ...}``), so the
-  system prompt, the response and the source are paid for once instead of once per factor
-  (docs/benchmarks.md has the measured tokens).
+- its section of the **combined** prompt (:class:`CombinedResponseScorer`, ``--llm-calls combined``, the
+  CLI's default): one call per response returns every requested response-level score
+  (``{"fluency": 4, "clarity": 3, ...}``), so the system prompt, the response and the source are paid for
+  once instead of once per factor (docs/benchmarks.md has the measured tokens). The paper asks one call per
+  factor (``--llm-calls per_factor``, what ``jobs/profile_paper.yaml`` uses); the combined call is the cheaper
+  option.
+
+Both prompts show the same question and the same five-anchor scale, so the two modes differ only in how
+many criteria one call carries.
 
 Fluency's own prompt lives in :mod:`profile_dist.factors.llm_fluency`; its criterion is here so the
 combined prompt can include it. Texts stay delimited as data (:func:`profile_dist.prompts.fencing.delimit`).
@@ -22,6 +27,7 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist.factors.base import Factor, register
+from profile_dist.factors.llm_fluency import FLUENCY_SCALE
 from profile_dist.prompts.fencing import PromptSpec
 
 _DATA_NOTE = (
@@ -37,7 +43,7 @@ class Criterion:
     name: str
     #: What is judged, one or two sentences.
     question: str
-    #: The 1..5 anchors, one line.
+    #: One anchor for each of 1..5, one line: the same text in the factor's own prompt and in the combined one.
     scale: str
     #: Judged against the source (the post, question or documents) as well as the response.
     uses_source: bool
@@ -57,38 +63,40 @@ FLUENCY_CRITERION = _criterion(Criterion(
     "fluency",
     "Is the response grammatical, well-formed and easy to read? Judge only the language, not whether the "
     "content is correct, complete or helpful, and not its length.",
-    "1 = not fluent (broken or incoherent sentences); 3 = understandable with noticeable errors; "
-    "5 = perfectly fluent and natural.",
-    uses_source=False,
+    FLUENCY_SCALE,
+    uses_source=False, version="2",
 ))
 CLARITY = _criterion(Criterion(
     "clarity",
     "Is the response clear: are its points stated plainly, unambiguously and in a sensible order, so that a "
     "reader understands it on first reading? Judge how it says things, not whether they are true.",
-    "1 = confusing or ambiguous throughout; 3 = mostly clear with some vague or convoluted parts; "
-    "5 = entirely clear and well organised.",
-    uses_source=False,
+    "1 = confusing or ambiguous throughout; 2 = often unclear or hard to follow; 3 = mostly clear with some vague "
+    "or convoluted parts; 4 = clear with minor lapses; 5 = entirely clear and well organised.",
+    uses_source=False, version="2",
 ))
 FORMALITY_ALIGNMENT = _criterion(Criterion(
     "formality_alignment",
     "Does the response match the register (formal or casual tone, vocabulary, politeness) of the source "
     "it answers or summarises?",
-    "1 = clearly mismatched register; 3 = partly matches; 5 = exactly the register of the source.",
-    uses_source=True,
+    "1 = clearly mismatched register; 2 = mostly mismatched; 3 = partly matches; 4 = matches with small lapses; "
+    "5 = exactly the register of the source.",
+    uses_source=True, version="2",
 ))
 INTENT_ALIGNMENT = _criterion(Criterion(
     "intent_alignment",
     "Does the response serve the purpose of the source: answer what the question actually asks, or "
     "summarise what the post is actually about?",
-    "1 = ignores or misreads the purpose; 3 = partly serves it; 5 = fully serves the purpose.",
-    uses_source=True,
+    "1 = ignores or misreads the purpose; 2 = touches on it but mostly misses it; 3 = partly serves it; "
+    "4 = serves it with minor gaps; 5 = fully serves the purpose.",
+    uses_source=True, version="2",
 ))
 RECEPTIVENESS = _criterion(Criterion(
     "receptiveness",
     "Does the response engage with the asker's own framing and situation (their constraints, feelings and "
     "stated preferences) rather than answering a generic version of the question?",
-    "1 = ignores the asker's framing; 3 = acknowledges it in passing; 5 = engages with it throughout.",
-    uses_source=True,
+    "1 = ignores the asker's framing; 2 = barely reflects it; 3 = acknowledges it in passing; "
+    "4 = engages with most of it; 5 = engages with it throughout.",
+    uses_source=True, version="2",
 ))
 
 _SCORE_SCHEMA = {

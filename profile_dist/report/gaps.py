@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from profile_dist import schema
-
 from profile_dist.analysis import stats
 from profile_dist.report.replicates import CellKey, interval
 

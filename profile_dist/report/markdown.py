@@ -49,10 +49,16 @@ def settings_section(results: dict[str, Any]) -> list[str]:
     checks = results.get("manipulation_check") or []
     if checks:
         lines += ["## Generation setting: manipulation check", "",
-                  "Kendall tau between the target quality level and an independent rater's score: do the levels mean anything?", "",
-                  "| generator | rater | task | levels | rated | Kendall tau |", "|---|---|---|---|---|---|"]
+                  "Kendall tau between the target quality level and an independent rater's score: do the levels mean anything? "
+                  "Computed within each prompt and averaged over prompts (95% percentile bootstrap over prompts); "
+                  "prompts with constant ratings have no tau and are counted apart. The pooled tau mixes prompts.", "",
+                  "| generator | rater | task | levels | rated | prompts (undefined) | Kendall tau within prompt | 95% CI | pooled tau |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in checks:
-            lines.append(f"| {r['generator']} | {r['checker']} | {r['task']} | {r['levels']} | {r['n_rated']} | {_share(r['kendall_tau'])} |")
+            ci = "n/a" if r.get("ci_low") is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+            lines.append(f"| {r['generator']} | {r['checker']} | {r['task']} | {r['levels']} | {r['n_rated']} "
+                         f"| {r['n_prompts']} ({r['n_prompts_undefined']}) | {_share(r['kendall_tau'])} | {ci} "
+                         f"| {_share(r['pooled_kendall_tau'])} |")
         lines.append("")
     costs = results.get("cost") or []
     if costs:

@@ -11,7 +11,6 @@ import numpy as np
 import polars as pl
 
 from profile_dist import schema, storage
-
 from profile_dist.analysis import stats
 
 CellKey = tuple[str, str, str, str]  # labeler, setting, task, factor

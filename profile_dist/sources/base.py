@@ -27,6 +27,9 @@ class RawPair:
     labeler: str
     task: str | None = None  # None: the adapter's or the command line's task
     source: str | None = None  # the document judged against, where it differs from the prompt
+    #: Each response's own document where the two differ (WebGPT: each answer's quotes); None: ``source``.
+    source_a: str | None = None
+    source_b: str | None = None
     setting: str = "human"
     #: Facts worth counting about a row that is still used (e.g. "prompt taken from chosen").
     notes: tuple[str, ...] = field(default_factory=tuple)

@@ -22,7 +22,9 @@ def quotes_text(quotes: Any) -> list[str] | None:
 @register_source
 class WebGPT(JsonLinesSource):
     name = "webgpt"
-    description = "WebGPT comparisons JSONL: score_0 > score_1 means answer_0 preferred, equal scores tie; the quotes plus the question are the source"
+    description = ("WebGPT comparisons JSONL: score_0 > score_1 means answer_0 preferred, equal scores tie; each "
+                   "answer is judged against the question plus its OWN quotes (responses.source), the prompt's "
+                   "source is the question plus both answers' quotes (what a generated answer is given)")
     default_task = "document_qa"
 
     def record(self, row: int, obj: dict) -> Record:
@@ -32,7 +34,7 @@ class WebGPT(JsonLinesSource):
         full_text = require_text(question, "full_text", row)
         if isinstance(full_text, RowProblem):
             return RowProblem(row, "question.full_text", full_text.reason)
-        answers, documents = [], []
+        answers, own, documents = [], [], []
         for i in (0, 1):
             answer = require_text(obj, f"answer_{i}", row)
             if isinstance(answer, RowProblem):
@@ -41,12 +43,19 @@ class WebGPT(JsonLinesSource):
             quotes = quotes_text(obj.get(f"quotes_{i}"))
             if quotes is None:
                 return RowProblem(row, f"quotes_{i}", "expected {title: [...], extract: [...]} of equal length")
+            own.append(quotes)
             documents += [q for q in quotes if q not in documents]
         scores = [obj.get("score_0"), obj.get("score_1")]
         for i, score in enumerate(scores):
             if not isinstance(score, (int, float)) or isinstance(score, bool) or not -1 <= score <= 1:
                 return RowProblem(row, f"score_{i}", f"expected a number in [-1, 1], got {score!r}")
         label = "a" if scores[0] > scores[1] else "b" if scores[1] > scores[0] else "tie"
-        # Both answers' quotes form the source: hallucination and coverage are judged against what was retrieved.
-        source = "\n\n".join([f"QUESTION: {full_text}", *documents])
-        return RawPair(row, full_text, answers[0], answers[1], label, self.default_labeler, source=source)
+        # An answer is judged (hallucination, coverage) against what it retrieved, not what the other answer
+        # retrieved; the union stays the prompt's source, the documents a generated answer is written from.
+        return RawPair(row, full_text, answers[0], answers[1], label, self.default_labeler,
+                       source=source_text(full_text, documents),
+                       source_a=source_text(full_text, own[0]), source_b=source_text(full_text, own[1]))
+
+
+def source_text(question: str, quotes: list[str]) -> str:
+    return "\n\n".join([f"QUESTION: {question}", *quotes])

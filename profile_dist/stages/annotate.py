@@ -72,7 +72,8 @@ def resolve_factors(names: list[str] | None, with_llm: bool = False) -> list[Fac
 
 
 def shard_with_sources(responses: pa.Table, prompts_dir: str) -> pl.DataFrame:
-    """The shard's responses with ``source_text``: the prompt's source document, else its text."""
+    """The shard's responses with ``source_text``: the response's own source, else its prompt's source
+    document, else the prompt's text."""
     wanted = pa.array(sorted(set(responses.column("prompt_id").to_pylist())), pa.string())
     prompt_files = storage.list_files(prompts_dir)
     fs, _ = storage.filesystem(prompts_dir)
@@ -82,9 +83,10 @@ def shard_with_sources(responses: pa.Table, prompts_dir: str) -> pl.DataFrame:
             filter=pads.field("prompt_id").isin(wanted)
         )
     prompts_df = pl.from_arrow(prompts).select(
-        "prompt_id", pl.coalesce("source", "text").alias("source_text")
+        "prompt_id", pl.coalesce("source", "text").alias("prompt_source")
     )
-    return pl.from_arrow(responses).join(prompts_df, on="prompt_id", how="left")
+    return (pl.from_arrow(responses).join(prompts_df, on="prompt_id", how="left")
+            .with_columns(source_text=pl.coalesce("source", "prompt_source")).drop("source", "prompt_source"))
 
 
 def rule_annotations(frame: pl.DataFrame, factors: list[Factor]) -> pa.Table:

@@ -9,9 +9,11 @@ Input: an ingest output (its prompts; the task of each prompt comes from its pai
 ``joint`` asks for all K responses in one call (the model sees the scale at once); ``separate`` makes K
 calls, one per level. Each generation is stored as a response, and every prompt gives C(K, 2) pairs, the
 higher level preferred (labeler = the model, setting = generation), so annotate and reduce treat the output
-like any other source. With ``--check-llm``, an independent model rates every generation (1..10) and the
-manipulation check reports Kendall's tau-b between target level and rating per task
-(``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``). ``guidance`` (Python
+like any other source. Each request carries its task's instruction ("write a TL;DR of this post") and, for
+document QA, the prompt's documents (``settings.prompts.TaskFrame``). With ``--check-llm``, an independent
+model rates every generation (1..10) and the manipulation check reports, per task, Kendall's tau-b between
+target level and rating within each prompt, averaged over prompts with a bootstrap interval
+(``settings/manipulation.py``; ``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``). ``guidance`` (Python
 only; ``profile-dist improve feedback`` sets it) appends factor-level guidance to every generation prompt,
 so it is part of each request's cache key and recorded in the manifest.
 """
@@ -27,12 +29,11 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import ids, schema, storage
-
-from profile_dist.analysis import agreement
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.llm.step import (cache_dir_for, cost_record, projection_line, projection_record,
                                           resolve_endpoint, write_ingest_shaped)
-from profile_dist.prompts.settings import GenerationPrompt, RatingPrompt
+from profile_dist.analysis import manipulation
+from profile_dist.prompts.settings import GenerationPrompt, RatingPrompt, frame_for
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
 
@@ -59,8 +60,10 @@ class GenerateSummary:
                f"({self.n_failed} failed): {self.n_pairs} pairs into {self.output}"]
         for row in self.check:
             tau = "n/a" if row["kendall_tau"] is None else f"{row['kendall_tau']:+.3f}"
-            out.append(f"  manipulation check ({row['checker']}) on {row['task']}: Kendall tau(level, rating) {tau} "
-                       f"(n = {row['n_rated']})")
+            ci = "" if row["ci_low"] is None else f" [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
+            out.append(f"  manipulation check ({row['checker']}) on {row['task']}: Kendall tau(level, rating) within "
+                       f"prompt, mean over {row['n_prompts']} prompts {tau}{ci} ({row['n_prompts_undefined']} undefined, "
+                       f"{row['n_rated']} rated)")
         for rec in self.llm:
             out.append(f"  llm ({rec['role']}: {rec['model']}): requests={rec['requests']}, sent={rec['sent']}, "
                        f"cached={rec['cached']}, failed={rec['failed']}, tokens={rec['input_tokens']}+{rec['output_tokens']}, "
@@ -87,10 +90,13 @@ def prompt_tasks(prompts_dir: str, task: str | None) -> pl.DataFrame:
 
 def generation_requests(prompts: pl.DataFrame, levels: int, mode: str, prompt: GenerationPrompt,
                         guidance: str | None = None) -> list[Any]:
-    texts = prompts["text"].to_list()
+    """Per prompt (``text``, ``source``, ``task``): its task's instruction, and the source as the documents
+    where the task has them (document QA)."""
+    rows = list(zip(prompts["text"], prompts["source"], prompts["task"]))
     if mode == "joint":
-        return [prompt.joint_request(t, levels, guidance) for t in texts]
-    return [prompt.single_request(t, level, levels, guidance) for t in texts for level in range(1, levels + 1)]
+        return [prompt.joint_request(t, levels, guidance, task=task, documents=src) for t, src, task in rows]
+    return [prompt.single_request(t, level, levels, guidance, task=task, documents=src)
+            for t, src, task in rows for level in range(1, levels + 1)]
 
 
 def texts_by_level(results: list[Any], n_prompts: int, levels: int, mode: str) -> list[dict[int, tuple[str | None, str | None]]]:
@@ -161,7 +167,8 @@ def generate(
         if checker is not None:
             # The texts to rate do not exist yet: size them at the generation's per-response token cap.
             placeholder = " ".join(["word"] * prompt.max_tokens_per_response)
-            planned = [rating.request(t, f"{placeholder} {lv}") for t in frame["text"] for lv in range(1, levels + 1)]
+            planned = [rating.request(t, f"{placeholder} {lv}", task=task, documents=src)
+                       for t, src, task in zip(frame["text"], frame["source"], frame["task"]) for lv in range(1, levels + 1)]
             with LLMEngine(checker, cache, progress=False) as planner:
                 rec = projection_record("generate", "checker", checker, planner.dry_run(planned))
             projections.append({**rec, "cached": 0, "basis": rec["basis"] + ", rated texts sized at the generation cap"})
@@ -190,7 +197,7 @@ def generate(
                     rejected[name].append(value)
             gen_rows.append({"prompt_id": row["prompt_id"], "task": row["task"], "generator": labeler, "level": lv,
                              "response_id": rid, "error": error, "rating": None, "rating_error": None, "_text": text,
-                             "_prompt": row["text"], "_row": row_index})
+                             "_prompt": row["text"], "_source": row["source"], "_row": row_index})
 
     pairs = level_pairs(gen_rows, labeler, prompts)
 
@@ -198,16 +205,16 @@ def generate(
         rated = [g for g in gen_rows if g["response_id"] is not None]
         with LLMEngine(checker, cache, max_cost=None if max_cost is None else max(0.0, max_cost - summary.llm[0]["spend"]),
                        progress=progress is not False, desc="generate (check)") as check_engine:
-            check_results = check_engine.run([rating.request(g["_prompt"], g["_text"]) for g in rated])
+            check_results = check_engine.run([rating.request(g["_prompt"], g["_text"], task=g["task"], documents=g["_source"])
+                                              for g in rated])
             summary.llm.append(cost_record("generate", "checker", checker, check_engine.summary))
         for g, r in zip(rated, check_results):
             g["rating"], g["rating_error"] = (float(r.value["rating"]), None) if r.ok else (None, r.error)
         for task_name in sorted({g["task"] for g in gen_rows}):  # a task whose generations all failed: n_rated 0
-            scored = [g for g in rated if g["task"] == task_name and g["rating"] is not None]
-            summary.check.append({
-                "generator": labeler, "checker": checker.model, "task": task_name, "levels": levels, "n_rated": len(scored),
-                "kendall_tau": agreement.kendall_tau_b([g["level"] for g in scored], [g["rating"] for g in scored]),
-            })
+            scored = [(g["prompt_id"], g["level"], g["rating"]) for g in rated
+                      if g["task"] == task_name and g["rating"] is not None]
+            summary.check.append({"generator": labeler, "checker": checker.model, "task": task_name, "levels": levels,
+                                  **manipulation.check_row(scored)})
 
     summary.n_responses = len(responses)
     summary.n_pairs = pairs.num_rows
@@ -227,9 +234,12 @@ def generate(
     manifest = {
         "stage": "generate", "input": prompts, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
         "setting": "generation", "levels": levels, "mode": mode, "prompt_version": prompt.version,
+        "prompt_versions": {t: frame_for(t).versioned(prompt.version) for t in sorted(set(frame["task"]))},
         **({"guidance": guidance} if guidance else {}),
         "check": None if checker is None else {"endpoint": checker.name, "model": checker.model,
-                                               "prompt_version": rating.version},
+                                               "prompt_version": rating.version,
+                                               "prompt_versions": {t: frame_for(t).versioned(rating.version)
+                                                                   for t in sorted(set(frame["task"]))}},
         "counts": {"prompts": summary.n_prompts, "responses": summary.n_responses, "pairs": summary.n_pairs,
                    "failed": summary.n_failed},
         "dry_run": projections, "llm": summary.llm,

@@ -64,12 +64,13 @@ def parse_file(format_name: str, path: str, task: str | None, dataset: str | Non
         prompts["prompt_id"].append(pid)
         prompts["text"].append(record.prompt)
         prompts["source"].append(record.source)
-        a_id = ids.response_id(pid, record.response_a)
-        b_id = ids.response_id(pid, record.response_b)
-        for rid, text in ((a_id, record.response_a), (b_id, record.response_b)):
+        a_id = ids.response_id(pid, record.response_a, record.source_a)
+        b_id = ids.response_id(pid, record.response_b, record.source_b)
+        for rid, text, own in ((a_id, record.response_a, record.source_a), (b_id, record.response_b, record.source_b)):
             responses["response_id"].append(rid)
             responses["prompt_id"].append(pid)
             responses["text"].append(text)
+            responses["source"].append(own)
         row_task = record.task or task or source.default_task
         values = {
             "pair_id": ids.pair_id(dataset, record.labeler, record.setting, row_task, file_name, record.source_row, a_id, b_id),

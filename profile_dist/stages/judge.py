@@ -5,10 +5,12 @@ profile-dist judge --pairs DIR --llm ENDPOINT [--endpoints FILE] --output DIR [-
 ```
 
 Input: an ingest output. The pairs judged are its human-labelled pairs (all pairs if it has none), one per
-distinct (task, prompt, response A, response B). Each is asked as (A, B) and as (B, A); the two votes are
-mapped back to A/B. Where they agree the label is kept; where they disagree the pair is *inconsistent*,
-and the ``inconsistent`` policy decides: ``drop`` (default: recorded in ``rejected`` as skipped, so the
-reduce's skipped table counts it), ``first`` (keep the (A, B) vote) or ``tie``. A pair whose request failed
+distinct (task, prompt, response A, response B). Each is asked in its task's terms
+(``settings.prompts.TaskFrame``: "which summary of this post is better"; document QA shows each answer with
+the documents it was written from) as (A, B) and as (B, A); the two votes are mapped back to A/B. Where
+they agree the label is kept; where they disagree the pair is *inconsistent*, and the ``inconsistent``
+policy decides: ``drop`` (default: recorded in ``rejected`` as skipped, so the reduce's skipped table
+counts it), ``first`` (keep the (A, B) vote) or ``tie``. A pair whose request failed
 in either order is dropped the same way.
 
 Output: an ingest-shaped directory whose pairs have labeler = the model and setting = evaluation and reuse
@@ -28,12 +30,11 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import ids, schema, storage
-
 from profile_dist.analysis import agreement
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.llm.step import (COST_KEYS, cache_dir_for, cost_record, project_chunks, projection_line,
                                           projection_record, resolve_endpoint, write_ingest_shaped)
-from profile_dist.prompts.settings import JudgePrompt
+from profile_dist.prompts.settings import JudgePrompt, frame_for
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
 
@@ -93,17 +94,37 @@ def select_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
                                          maintain_order=True)
 
 
-def judge_requests(chosen: pl.DataFrame, prompt_text: dict[str, str], text: dict[str, str], prompt: JudgePrompt) -> list[Any]:
-    """Two requests per pair, (A, B) then (B, A), in ``chosen`` order."""
-    requests = []
-    for row in chosen.iter_rows(named=True):
+@dataclass(frozen=True)
+class PairTexts:
+    """What a judge is shown of a pair: the prompt, the responses, and the documents each response was
+    written from (its own where it has them, as WebGPT's answers do, else the prompt's source)."""
+
+    prompts: dict[str, tuple[str, str | None]]  # prompt_id -> (text, source)
+    responses: dict[str, tuple[str, str | None]]  # response_id -> (text, own source)
+
+    @classmethod
+    def of(cls, prompts: pa.Table, responses: pa.Table) -> "PairTexts":
+        def index(table: pa.Table, key: str) -> dict[str, tuple[str, str | None]]:
+            return dict(zip(table.column(key).to_pylist(),
+                            zip(table.column("text").to_pylist(), table.column("source").to_pylist())))
+        return cls(index(prompts, "prompt_id"), index(responses, "response_id"))
+
+    def request_pair(self, row: dict[str, Any], prompt: JudgePrompt) -> list[Any]:
+        """(A, B) then (B, A), in the task's terms."""
         try:
-            p, a, b = prompt_text[row["prompt_id"]], text[row["response_a_id"]], text[row["response_b_id"]]
+            p_text, p_source = self.prompts[row["prompt_id"]]
+            (a, a_source), (b, b_source) = self.responses[row["response_a_id"]], self.responses[row["response_b_id"]]
         except KeyError as exc:
             raise BadInputError(row["source_file"], row["source_row"], "pair",
                                 f"pair {row['pair_id']} names {exc.args[0]}, which is not in the prompts/responses tables") from None
-        requests += [prompt.request(p, a, b), prompt.request(p, b, a)]
-    return requests
+        a_docs, b_docs = a_source or p_source, b_source or p_source
+        return [prompt.request(p_text, a, b, task=row["task"], first_documents=a_docs, second_documents=b_docs),
+                prompt.request(p_text, b, a, task=row["task"], first_documents=b_docs, second_documents=a_docs)]
+
+
+def judge_requests(chosen: pl.DataFrame, texts: PairTexts, prompt: JudgePrompt) -> list[Any]:
+    """Two requests per pair, (A, B) then (B, A), in ``chosen`` order."""
+    return [r for row in chosen.iter_rows(named=True) for r in texts.request_pair(row, prompt)]
 
 
 def vote_of(order: str, result: Any) -> str | None:
@@ -153,13 +174,12 @@ def judge(
         raise ConfigError(f"chunk_pairs must be positive, got {chunk_pairs}")
     frame, prompts, responses = _read_input(pairs)
     chosen = select_pairs(frame)
-    prompt_text = dict(zip(prompts.column("prompt_id").to_pylist(), prompts.column("text").to_pylist()))
-    text = dict(zip(responses.column("response_id").to_pylist(), responses.column("text").to_pylist()))
+    texts = PairTexts.of(prompts, responses)
     chunks = [chosen.slice(i, chunk_pairs) for i in range(0, chosen.height, chunk_pairs)]
 
     def chunk_requests() -> Iterator[list[Any]]:  # rendered per chunk: requests for all pairs never sit in memory
         for chunk in chunks:
-            yield judge_requests(chunk, prompt_text, text, prompt)
+            yield judge_requests(chunk, texts, prompt)
 
     summary = JudgeSummary(output=output, judge=labeler, n_pairs=chosen.height)
     ensure_ray(address)
@@ -229,7 +249,9 @@ def judge(
              "judge_agreement": pa.Table.from_pylist(summary.agreement, schema=schema.JUDGE_AGREEMENT)}
     manifest = {
         "stage": "judge", "input": pairs, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
-        "setting": "evaluation", "prompt_version": prompt.version, "inconsistent": inconsistent,
+        "setting": "evaluation", "prompt_version": prompt.version,
+        "prompt_versions": {t: frame_for(t).versioned(prompt.version) for t in sorted(set(chosen["task"]))},
+        "inconsistent": inconsistent,
         "counts": {"pairs": summary.n_pairs, "kept": summary.n_kept, "inconsistent": summary.n_inconsistent,
                    "failed": summary.n_failed},
         "dry_run": projection, "llm": [spend],

@@ -27,7 +27,6 @@ import ray
 from tqdm import tqdm
 
 from profile_dist import schema, storage
-
 from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.analysis.partials import (

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from profile_dist import storage
 from profile_dist.errors import ConfigError
 from profile_dist.report import build_report
-from profile_dist.stages.annotate import annotate
+from profile_dist.stages.annotate import LLM_CALL_MODES, annotate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
 from profile_dist.stages.reduce import reduce
 
@@ -73,6 +73,7 @@ class JobConfig:
     llm_cache: str | None = None  # the LLM reply cache (default OUTPUT/_llm_cache; must be a filesystem path)
     annotate_llm: str | None = None  # endpoint scoring the LLM factors
     annotate_max_cost: float | None = None
+    annotate_llm_calls: str = "combined"  # or "per_factor": one call per response-level factor (the paper's)
     models: list[ModelConfig] = field(default_factory=list)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
@@ -112,7 +113,7 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: corpus names must be unique, got {names}")
     annotate_cfg = raw.get("annotate") or {}
-    _check_keys(annotate_cfg, {"factors", "llm", "max_cost"}, f"{where}: annotate")
+    _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls"}, f"{where}: annotate")
     reduce_cfg = raw.get("reduce") or {}
     _check_keys(reduce_cfg, {"bootstrap", "seed"}, f"{where}: reduce")
     job = JobConfig(
@@ -145,11 +146,15 @@ def _corpus_names(value: Any, known: list[str], where: str) -> list[str] | None:
 
 
 def _parse_settings(raw: dict[str, Any], annotate_cfg: dict[str, Any], job: JobConfig, where: str) -> None:
-    """endpoints, models, judge and generate sections, and annotate's llm/max_cost (all optional)."""
+    """endpoints, models, judge and generate sections, and annotate's llm/max_cost/llm_calls (all optional)."""
     job.endpoints = raw.get("endpoints")
     job.llm_cache = raw.get("llm_cache")
     job.annotate_llm = annotate_cfg.get("llm")
     job.annotate_max_cost = _optional_float(annotate_cfg.get("max_cost"), f"{where}: annotate: max_cost")
+    job.annotate_llm_calls = str(annotate_cfg.get("llm_calls", "combined"))
+    if job.annotate_llm_calls not in LLM_CALL_MODES:
+        raise ConfigError(f"{where}: annotate: llm_calls: expected one of {', '.join(LLM_CALL_MODES)}, "
+                          f"got {job.annotate_llm_calls!r}")
     names = [c.name for c in job.corpora]
     models_raw = raw.get("models") or []
     if not isinstance(models_raw, list):
@@ -218,7 +223,7 @@ def _annotate(job: JobConfig, pairs_dir: str, output: str, address: str | None, 
     if job.annotate_llm is None:
         return annotate(pairs_dir, output, factors=job.factors, address=address, progress=progress)
     return annotate(pairs_dir, output, factors=job.factors, llm=job.annotate_llm, endpoints=job.endpoints,
-                    cache_dir=_llm_cache(job), max_cost=job.annotate_max_cost,
+                    cache_dir=_llm_cache(job), max_cost=job.annotate_max_cost, llm_calls=job.annotate_llm_calls,
                     address=address, progress=progress)
 
 

@@ -55,10 +55,24 @@ def test_combined_prompt_asks_every_requested_criterion_once():
     assert validate_reply(reply, spec.json_schema)[1] is None
     assert validate_reply('{"clarity": 4, "fluency": 5}', spec.json_schema)[1] is not None
     # Versions of the members are part of the combined version (and so of the cache key).
-    assert all(f"{n}-v1" in spec.template_version for n in RESPONSE_LEVEL)
+    assert all(f"{n}-v{CRITERIA[n].version}" in spec.template_version for n in RESPONSE_LEVEL)
     # A subset is its own prompt: it does not ask what was not requested.
     sub = COMBINED.prompt([get_factor("clarity"), get_factor("fluency")])
     assert "formality_alignment" not in sub.system and find_block("SOURCE", sub.render("q", "r")[1]["content"]) is None
+
+
+@pytest.mark.parametrize("name", RESPONSE_LEVEL)
+def test_per_factor_and_combined_prompts_show_the_same_five_anchor_scale(name):
+    """The two call modes must measure on one scale: the combined prompt once anchored only 1/3/5 while
+    fluency's own prompt anchored all five points."""
+    import re
+
+    scale = CRITERIA[name].scale
+    assert [int(a) for a in re.findall(r"(?:^|; )([1-5]) = ", scale)] == [1, 2, 3, 4, 5]
+    own = get_factor(name).llm.system
+    combined = COMBINED.prompt([get_factor(n) for n in RESPONSE_LEVEL]).system
+    assert f"Scale: {scale}" in own
+    assert f"- {name}: {CRITERIA[name].question} Scale: {scale}" in combined
 
 
 def test_fact_prompts_render_as_data_and_validate():

@@ -197,7 +197,7 @@ def test_default_factor_set_with_llm_is_the_tasks_defaults(tmp_path, corpus, ser
 def test_factors_command_lists_kind_tasks_and_prompt_version(capsys):
     assert main(["factors"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
-    assert lines["clarity"].split()[1] == "llm_response" and "v1/clarity-v1" in lines["clarity"]
+    assert lines["clarity"].split()[1] == "llm_response" and "v2/clarity-v2" in lines["clarity"]
     assert lines["receptiveness"].split()[2] == "helpful"
     assert lines["hallucination"].split()[1] == "llm_fact" and "atomic:extract-v1" in lines["hallucination"]
     assert lines["length"].split()[1] == "rule" and "rule-v1" in lines["length"]

@@ -14,7 +14,6 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from faults_helpers import Child, cli, cli_env, endpoints_file, llm_rows, run_cli
-
 from profile_dist.workflows.demo import write_demo_corpus
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest

@@ -13,7 +13,6 @@ import polars as pl
 import pytest
 
 from faults_helpers import KEY, endpoints_file, llm_rows, run_cli, cli_env
-
 from profile_dist.workflows.demo import write_demo_corpus
 from profile_dist.stages.ingest import ingest
 from profile_dist.testing.llm_server import ServerProcess, reference_fluency

@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from faults_helpers import KEY, KEY_ENV, endpoints_file, run_cli, cli_env
-
 from profile_dist.workflows.demo import demo_rows
 from profile_dist.testing.llm_server import ServerProcess
 from profile_dist.testing.s3_server import S3TestServer

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from faults_helpers import Child, Forwarder, cli, cli_env, run_cli
-
 from profile_dist.workflows.demo import demo_rows
 from profile_dist.testing.s3_server import ACCESS_KEY, SECRET_KEY, S3TestServer
 

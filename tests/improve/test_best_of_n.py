@@ -7,7 +7,6 @@ import json
 
 import polars as pl
 import pytest
-
 from profile_dist.workflows.improve.bestofn import Candidate, best_of_n, match_winner
 
 from improve_helpers import FACTORS

@@ -9,7 +9,6 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-
 from profile_dist.workflows.improve.feedback import Audit, improve_feedback, misalignments
 from profile_dist.prompts.guidance import get_template
 from profile_dist.testing.sim_improve import HOLD

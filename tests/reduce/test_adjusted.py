@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import statsmodels.api as sm
-
 from profile_dist.analysis.adjusted import adjusted_effects, fit_bradley_terry, standardise
 
 

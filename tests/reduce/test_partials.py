@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from profile_dist import ids
-
 from profile_dist.analysis import stats
 from profile_dist.analysis.partials import DiffBatch, Partial, ReduceConfig, bucket_of, map_batch, replicate_counts, replicate_weights
 from profile_dist.stages.reduce import result_tables

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-
 from profile_dist.analysis import stats
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest

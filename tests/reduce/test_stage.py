@@ -15,7 +15,6 @@ import pytest
 import ray.cloudpickle
 
 from profile_dist import ids
-
 from profile_dist.analysis import stats
 from profile_dist.errors import ConfigError
 from profile_dist.analysis.partials import DiffBatch, Partial, ReduceConfig, map_batch

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import kendalltau
 from sklearn.metrics import accuracy_score, cohen_kappa_score
-
 from profile_dist.analysis import agreement
 
 labels = st.sampled_from(["a", "b", "tie"])

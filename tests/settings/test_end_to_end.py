@@ -107,12 +107,17 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     assert agreement["cohen_kappa"] == pytest.approx(cohen_kappa_score(both["label"], both["label_judge"]))
     assert agreement["position_consistency"] == 1.0
 
-    # Manipulation check: tau(level, rating) as scipy computes it on the stored ratings, and positive.
+    # Manipulation check: tau(level, rating) within each prompt as scipy computes it on the stored ratings,
+    # averaged over prompts, and positive; the pooled figure beside it.
     check = pl.read_parquet(f"{generated}/manipulation_check.parquet").row(0, named=True)
     rated = pl.read_parquet(f"{generated}/generations.parquet").drop_nulls("rating")
     assert check["n_rated"] == rated.height == 80 * LEVELS
-    assert check["kendall_tau"] == pytest.approx(kendalltau(rated["level"], rated["rating"]).statistic)
-    assert check["kendall_tau"] > 0.3
+    per_prompt = [kendalltau(g["level"], g["rating"]).statistic for _, g in rated.group_by("prompt_id")]
+    defined = [t for t in per_prompt if t == t]  # nan: every rating of the prompt equal
+    assert check["n_prompts"] == len(defined) and check["n_prompts"] + check["n_prompts_undefined"] == 80
+    assert check["kendall_tau"] == pytest.approx(sum(defined) / len(defined))
+    assert check["pooled_kendall_tau"] == pytest.approx(kendalltau(rated["level"], rated["rating"]).statistic)
+    assert check["kendall_tau"] > 0.3 and check["ci_low"] < check["kendall_tau"] < check["ci_high"]
 
     # The report shows the judge's agreement, the manipulation check and what each LLM stage cost.
     from profile_dist.report import build_report

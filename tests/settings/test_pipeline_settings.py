@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -24,7 +25,8 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
         job = {
             "output": str(tmp_path / "out"), "endpoints": endpoints_file(tmp_path, server),
             "ingest": [{"name": "human", "format": "pairs", "input": [corpus], "task": "helpful"}],
-            "annotate": {"factors": ["length", "list_items", "bold", "fluency"], "llm": "model"},
+            "annotate": {"factors": ["length", "list_items", "bold", "fluency", "clarity"], "llm": "model",
+                         "llm_calls": "per_factor"},
             "models": ["model"], "generate": {"levels": 4, "check_llm": "rater"}, "reduce": {"bootstrap": 50},
         }
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
@@ -44,8 +46,13 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
     assert sum(r["sent"] for r in results["cost"]) == sent
     assert sum(r["sent"] for r in results["cost"] if r["stage"] != "annotate") == 240 + 20 + 80
     assert all(r["spend"] > 0 and r["input_tokens"] > 0 for r in results["cost"])
-    # fluency of every human response, and of every generation (its own annotations directory)
+    # fluency and clarity of every human response, and of every generation (its own annotations directory),
+    # each asked with its own prompt (the job's llm_calls: per_factor), not the combined one
     assert sorted(r["responses"] for r in annotated) == [80, 240]
+    versions = pl.read_parquet(tmp_path / "out" / "annotations" / "human" / "*.parquet").group_by("factor").agg(
+        pl.col("prompt_version").unique())
+    versions = dict(versions.iter_rows())
+    assert versions["clarity"] == ["v2/clarity-v2"] and versions["fluency"] == ["v1/fluency-v1"]
     assert all(r["spend_per_response"] == pytest.approx(r["spend"] / r["responses"]) for r in annotated)
     sources = {(r["labeler"], r["setting"]) for r in results["influence"]}
     assert sources == {("human", "human"), (MODEL, "evaluation"), (MODEL, "generation")}
@@ -69,3 +76,7 @@ def test_settings_sections_are_checked_and_the_paper_job_parses():
     paper = load_job(str(REPO / "jobs" / "profile_paper.yaml"))
     assert [m.name for m in paper.models] == ["gpt-4o", "gemini-1.5-pro", "llama-3.1-70b"]
     assert paper.judge.corpora == paper.generate.corpora == ["tldr", "shp", "webgpt"] and paper.generate.levels == 5
+    # The paper asks each response-level factor in a call of its own; the combined call is the cheaper option.
+    assert paper.annotate_llm_calls == "per_factor" and plain.annotate_llm_calls == "combined"
+    with pytest.raises(ConfigError, match="annotate: llm_calls: expected one of combined, per_factor"):
+        parse_job({**base, "annotate": {"llm_calls": "one"}}, "job.yaml")

@@ -21,7 +21,6 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import schema
-
 from profile_dist.analysis import stats
 
 Group = tuple[str, str, str]  # labeler, setting, task

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from typing import Callable
-
 from profile_dist.workflows.audit.config import AuditConfig
 from profile_dist.errors import ConfigError
 

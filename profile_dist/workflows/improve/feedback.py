@@ -32,7 +32,6 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import schema, storage
-
 from profile_dist.analysis import stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.prompts.guidance import get_template
