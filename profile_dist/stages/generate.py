@@ -13,11 +13,14 @@ like any other source. With ``--check-llm``, an independent model rates every ge
 manipulation check reports Kendall's tau-b between target level and rating per task
 (``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``). ``guidance`` (Python
 only; ``profile-dist improve feedback`` sets it) appends factor-level guidance to every generation prompt,
-so it is part of each request's cache key and recorded in the manifest.
+so it is part of each request's cache key and recorded in the manifest. ``sample`` (Python only, likewise)
+asks for a fresh draw: every request carries the decoding parameter ``seed: sample``, which is sent and is
+in the cache key, so the reply is not the cached one of an unsampled run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -91,6 +94,13 @@ def generation_requests(prompts: pl.DataFrame, levels: int, mode: str, prompt: G
     return [prompt.single_request(t, level, levels, guidance) for t in texts for level in range(1, levels + 1)]
 
 
+def fresh_draws(requests: list[Any], sample: int | None) -> list[Any]:
+    """The same requests asking for sample ``sample`` (decoding parameter ``seed``); unchanged for None."""
+    if sample is None:
+        return requests
+    return [dataclasses.replace(r, params={**r.params, "seed": int(sample)}) for r in requests]
+
+
 def texts_by_level(results: list[Any], n_prompts: int, levels: int, mode: str) -> list[dict[int, tuple[str | None, str | None]]]:
     """Per prompt: level -> (text, error)."""
     out = []
@@ -138,6 +148,7 @@ def generate(
     dry_run: bool = False, labeler: str | None = None, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     address: str | None = None, progress: bool | None = None, say: Callable[[str], None] | None = None,
     prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(), guidance: str | None = None,
+    sample: int | None = None,
 ) -> GenerateSummary:
     from profile_dist.llm.engine import LLMEngine
 
@@ -151,6 +162,7 @@ def generate(
     labeler = labeler or endpoint.model
     frame = prompt_tasks(prompts, task)
     requests = generation_requests(frame, levels, mode, prompt, guidance)  # guidance is in the prompt, so the cache key
+    requests = fresh_draws(requests, sample)
     summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
     ensure_ray(address)
     announce = say or print
@@ -225,7 +237,7 @@ def generate(
     manifest = {
         "stage": "generate", "input": prompts, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
         "setting": "generation", "levels": levels, "mode": mode, "prompt_version": prompt.version,
-        **({"guidance": guidance} if guidance else {}),
+        **({"guidance": guidance} if guidance else {}), **({"sample": sample} if sample is not None else {}),
         "check": None if checker is None else {"endpoint": checker.name, "model": checker.model,
                                                "prompt_version": rating.version},
         "counts": {"prompts": summary.n_prompts, "responses": summary.n_responses, "pairs": summary.n_pairs,
