@@ -64,6 +64,7 @@ VS_GENERATION = pa.schema([
     pa.field("picks_source", pa.string(), nullable=False),
     pa.field("generation_source", pa.string(), nullable=False),
     pa.field("metric", pa.string(), nullable=False),  # one of schema.ALIGNMENT_METRICS
+    pa.field("factors", pa.list_(pa.string()), nullable=False),  # the factors compared (the reduce's alignment set)
     *ci_fields("picks"),
     *ci_fields("generation"),
     *ci_fields("difference"),  # picks - generation
@@ -78,10 +79,11 @@ def vs_generation(audit: Audit, picks: Source, generation: Source) -> pa.Table:
         if picks not in sources or generation not in sources or not any(s[1] == "human" for s in sources):
             continue
         reference = reference_source(audit, task, None)
-        p, g = arm_alignment(audit, reference, picks, task), arm_alignment(audit, reference, generation, task)
+        factors = audit.alignment_factors(task)
+        p, g = (arm_alignment(audit, reference, arm, task, factors) for arm in (picks, generation))
         for metric in schema.ALIGNMENT_METRICS:
             rows.append({"task": task, "reference": "/".join(reference), "picks_source": "/".join(picks),
-                         "generation_source": "/".join(generation), "metric": metric,
+                         "generation_source": "/".join(generation), "metric": metric, "factors": list(factors),
                          **with_interval(audit, "picks", p.point[metric], p.samples[metric]),
                          **with_interval(audit, "generation", g.point[metric], g.samples[metric]),
                          **with_interval(audit, "difference", p.point[metric] - g.point[metric],

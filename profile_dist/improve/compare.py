@@ -92,10 +92,17 @@ class Audit:
         frame = self.influence.filter(pl.col("task") == task).select("labeler", "setting").unique()
         return {tuple(r) for r in frame.iter_rows()}
 
-    def taus(self, source: Source, task: str) -> tuple[np.ndarray, np.ndarray]:
-        """(point taus over the factors, replicate taus [B, factors])."""
-        return (np.array([self.tau(source, task, f) for f in self.factors]),
-                np.stack([self.reps(source, task, f) for f in self.factors], axis=1))
+    def alignment_factors(self, task: str) -> list[str]:
+        """The factors this reduce compares sources over for ``task`` (its manifest's alignment set when it
+        records one, else every reduced factor), in reduce order."""
+        recorded = (self.manifest.get("alignment") or {}).get("factors") or {}
+        return [f for f in self.factors if f in recorded[task]] if task in recorded else self.factors
+
+    def taus(self, source: Source, task: str, factors: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(point taus over the factors, replicate taus [B, factors]); every reduced factor by default."""
+        factors = self.factors if factors is None else factors
+        return (np.array([self.tau(source, task, f) for f in factors]),
+                np.stack([self.reps(source, task, f) for f in factors], axis=1))
 
 
 def reference_source(audit: Audit, task: str, reference: str | None) -> Source:
@@ -120,9 +127,10 @@ class Alignment:
     samples: dict[str, np.ndarray]
 
 
-def arm_alignment(audit: Audit, reference: Source, arm: Source, task: str) -> Alignment:
-    t_h, r_h = audit.taus(reference, task)
-    t_a, r_a = audit.taus(arm, task)
+def arm_alignment(audit: Audit, reference: Source, arm: Source, task: str, factors: list[str]) -> Alignment:
+    """Alignment over ``factors`` (the same set on both sides, and for every arm compared)."""
+    t_h, r_h = audit.taus(reference, task, factors)
+    t_a, r_a = audit.taus(arm, task, factors)
     per_rep = [stats.alignment_metrics(r_h[i], r_a[i]) for i in range(len(r_h))]
     return Alignment(stats.alignment_metrics(t_h, t_a),
                      {m: np.array([s[m] for s in per_rep]) for m in schema.ALIGNMENT_METRICS})

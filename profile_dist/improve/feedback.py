@@ -116,9 +116,10 @@ def misalignments(audit: Audit, reference: Source, generator: Source, task: str)
     return sorted(out, key=lambda m: (-abs(m.diff), m.factor))
 
 
-def comparison_tables(audit: Audit, reference: Source, arms: dict[str, Source], task: str,
-                      guided: dict[str, str]) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Per factor, per alignment metric, and per contrast of CONTRASTS: intervals from shared replicates."""
+def comparison_tables(audit: Audit, reference: Source, arms: dict[str, Source], task: str, guided: dict[str, str],
+                      alignment_factors: list[str]) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Per factor, per alignment metric (over ``alignment_factors``), and per contrast of CONTRASTS:
+    intervals from shared replicates."""
     factor_rows, change_rows = [], []
     for factor in audit.factors:
         h, rh = audit.tau(reference, task, factor), audit.reps(reference, task, factor)
@@ -136,7 +137,7 @@ def comparison_tables(audit: Audit, reference: Source, arms: dict[str, Source], 
             change_rows.append({"task": task, "quantity": "misalignment", "item": factor, "contrast": name,
                                 **with_interval(audit, "value", abs(tau[x] - h) - abs(tau[y] - h),
                                                 np.abs(reps[x] - rh) - np.abs(reps[y] - rh))})
-    aligned = {arm: arm_alignment(audit, reference, src, task) for arm, src in arms.items()}
+    aligned = {arm: arm_alignment(audit, reference, src, task, alignment_factors) for arm, src in arms.items()}
     alignment_rows = []
     for metric in schema.ALIGNMENT_METRICS:
         row = {"task": task, "reference": "/".join(reference), "metric": metric, "higher_is_closer": HIGHER_IS_BETTER[metric]}
@@ -171,7 +172,7 @@ def _generation_input(audit: Audit, endpoint: Any, labeler: str | None) -> tuple
 
 
 def markdown(factors: pa.Table, alignment: pa.Table, changes: pa.Table, guidance: str, labels: dict[str, str],
-             split: dict[str, int]) -> str:
+             split: dict[str, int], alignment_factors: list[str]) -> str:
     change = {(r["quantity"], r["item"], r["contrast"]): r for r in changes.to_pylist()}
 
     def c(quantity: str, item: str, contrast: str) -> str:
@@ -193,7 +194,7 @@ def markdown(factors: pa.Table, alignment: pa.Table, changes: pa.Table, guidance
               "| factor | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     lines += [f"| {r['factor']} | " + " | ".join(c("misalignment", r["factor"], n) for n in names) + " |"
               for r in factors.to_pylist()]
-    lines += ["", "## Alignment with humans over factors", "",
+    lines += ["", f"## Alignment with humans over {', '.join(alignment_factors)}", "",
               "| metric | closer when | " + " | ".join(ARMS) + " | " + " | ".join(names) + " |",
               "|---" * (2 + len(ARMS) + len(names)) + "|"]
     for r in alignment.to_pylist():
@@ -253,6 +254,7 @@ def improve_feedback(
         raise ConfigError(f"{before[0]} has generation pairs for {len(tasks)} tasks ({', '.join(tasks)}); pass --task")
     task = task or tasks[0]
     ref = reference_source(audit, task, reference)
+    alignment_factors = audit.alignment_factors(task)  # the audit's set, whatever the split reduces default to
     m = audit.manifest
     reduce_args = dict(factors=audit.factors, n_bootstrap=int(m["n_bootstrap"]), seed=int(m["seed"]), level=audit.level,
                        address=address, progress=progress, bootstrap_unit=UNIT)
@@ -318,15 +320,15 @@ def improve_feedback(
            results_dir, **reduce_args)
     summary.factors, summary.alignment, summary.changes = comparison_tables(
         Audit.load(results_dir), ref, {arm: (labels[arm], "generation") for arm in ARMS}, task,
-        {x.factor: x.action for x in chosen})
+        {x.factor: x.action for x in chosen}, alignment_factors)
     for name, table in (("factors", summary.factors), ("alignment", summary.alignment), ("changes", summary.changes)):
         storage.write_parquet_atomic(table, storage.join(output, f"feedback_{name}.parquet"))
     storage.write_bytes_atomic(markdown(summary.factors, summary.alignment, summary.changes, guidance, labels,
-                                        split_counts).encode(), storage.join(output, "feedback.md"))
+                                        split_counts, alignment_factors).encode(), storage.join(output, "feedback.md"))
     storage.write_json_atomic({
         "stage": "improve_feedback", "results": results, "generation_input": gen_dir, "task": task,
         "reference": "/".join(ref), "labels": labels, "template": chosen_template.version, "guidance": guidance,
-        "top": top, "sample": sample, "bootstrap_unit": UNIT,
+        "top": top, "sample": sample, "bootstrap_unit": UNIT, "alignment_factors": alignment_factors,
         "split": {"seed": split_seed, "table": "split.parquet", "generator_prompts": split_counts,
                   "pairs": {h: subsets[h] for h in HALVES}},
         "selection": selection_dir,

@@ -124,6 +124,7 @@ def _check_against_generation(out, judge, pick, summary):
     assert set(vs["metric"]) == {"kendall_tau_b", "spearman_rho", "sign_agreement", "top_k_overlap", "mean_abs_diff"}
     assert vs["picks_source"].unique().to_list() == [f"{model}+best-of-4/evaluation"]
     assert vs["generation_source"].unique().to_list() == [f"{model}/generation"]
+    assert vs["factors"].to_list() == [FACTORS] * 5
     assert summary.vs_generation == vs.to_dicts()
     mad = vs.filter(pl.col("metric") == "mean_abs_diff").row(0, named=True)
     # Recomputed from the reduce's influence table with numpy ...

@@ -157,6 +157,7 @@ def test_feedback_chosen_on_one_half_measured_on_the_other_against_a_resample(tm
     assert noise["value_ci_low"] < 0 < noise["value_ci_high"]
 
     assert manifest["template"] == "feedback/v2" and manifest["guidance"] == summary.guidance
+    assert manifest["alignment_factors"] == sorted(FACTORS)  # the audit records no set: every reduced factor
     assert summary.guidance.startswith(get_template("feedback/v2").header)
     text = (out / "feedback.md").read_text()
     assert "| length | hold |" in text and "guided-control" in text and "measured on the other 40" in text
@@ -183,6 +184,14 @@ def test_dry_run_projects_both_regenerations_and_sends_nothing(tmp_path, audit, 
     assert main(["improve", "feedback", "--results", audit["results"], "--llm", "model", "--output", str(tmp_path / "x"),
                  "--endpoints", audit["endpoints"], "--template", "feedback/v9"]) == 2
     assert "unknown feedback template" in capsys.readouterr().err
+
+
+def test_alignment_is_over_the_reduce_s_recorded_factor_set():
+    audit = Audit("r", {"factors": ["length", "list_items", "bold"], "alignment": {"factors": {"helpful": ["bold", "length"]}}},
+                  pl.DataFrame(), {})
+    assert audit.alignment_factors("helpful") == ["length", "bold"]  # the recorded set, in reduce order
+    assert audit.alignment_factors("other") == ["length", "list_items", "bold"]  # none recorded: every factor
+    assert Audit("r", {"factors": ["length"]}, pl.DataFrame(), {}).alignment_factors("helpful") == ["length"]
 
 
 def test_the_guidance_and_the_sample_enter_the_generation_cache_key():
