@@ -12,7 +12,7 @@ def cmd_improve_feedback(args: argparse.Namespace) -> int:
     summary = improve_feedback(
         args.results, args.llm, args.output, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
         dry_run=args.dry_run, template=args.template, top=args.top, reference=args.reference, task=args.task,
-        labeler=args.labeler, annotate_llm=args.annotate_llm, address=args.address, say=print,
+        labeler=args.labeler, split_seed=args.split_seed, sample=args.sample, annotate_llm=args.annotate_llm, address=args.address, say=print,
     )
     print("\n".join(summary.lines()))
     return 0
@@ -26,7 +26,7 @@ def cmd_improve_best_of_n(args: argparse.Namespace) -> int:
         args.prompts, args.llm, args.judge, args.output, n=args.n, pick=args.pick, task=args.task,
         factors=_split_list(args.factors), human=args.human, human_annotations=args.human_annotations,
         endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, seed=args.seed,
-        n_bootstrap=args.bootstrap, annotate_llm=args.annotate_llm, address=args.address, say=print,
+        n_bootstrap=args.bootstrap, levels=args.levels, annotate_llm=args.annotate_llm, address=args.address, say=print,
     )
     if not args.dry_run:
         print("\n".join(summary.lines()))
@@ -47,11 +47,15 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
     p.add_argument("--max-cost", type=float, default=None, help="refuse to spend more than this many USD")
     p.add_argument("--dry-run", action="store_true", help="print the guidance and the projected cost; send nothing")
-    p.add_argument("--template", default="feedback/v1", help="guidance template version (default feedback/v1)")
+    p.add_argument("--template", default="feedback/v2", help="guidance template version (default feedback/v2)")
     p.add_argument("--top", type=int, default=2, help="how many significantly misaligned factors to name (default 2)")
     p.add_argument("--reference", default=None, metavar="LABELER/SETTING", help="the human source (default: the only one)")
     p.add_argument("--task", default=None, help="the task, when the generator has several")
     p.add_argument("--labeler", default=None, help="the generator's labeler in the audit (default: found by endpoint)")
+    p.add_argument("--split-seed", type=int, default=0,
+                   help="seed of the prompt split: factors chosen on one half, measured on the other (default 0)")
+    p.add_argument("--sample", type=int, default=1,
+                   help="sample index of the guided and control regenerations (the `seed` decoding parameter; default 1)")
     p.add_argument("--annotate-llm", default=None, help="annotator endpoint, when the audit's factors include LLM factors")
 
     p = kinds.add_parser("best-of-n", parents=[common], help="N candidates per prompt, a judge picks one; profile of the picks",
@@ -74,4 +78,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the projected cost; send nothing")
     p.add_argument("--seed", type=int, default=0, help="seed of the random comparison candidate and the bootstrap")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of the reduce (default 200)")
+    p.add_argument("--levels", type=int, default=5,
+                   help="with --human: quality levels of the judge model's generation setting, compared with the picks (default 5)")
     p.add_argument("--annotate-llm", default=None, help="annotator endpoint, when the factors include LLM factors")

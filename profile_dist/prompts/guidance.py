@@ -1,8 +1,8 @@
 """Versioned templates that turn a generator's misaligned factors into guidance text.
 
-A template maps each chosen factor's *action* to one line: ``hold`` (humans do not reward the factor, the
-generator's better responses move with it), ``more`` (humans reward it more than the generator's ranking
-shows) and ``less`` (humans reward it less). The text is part of the generation prompt and so of the reply
+A template maps each chosen factor's *action* to one line. The action follows the humans' own tau, never
+the generator's: ``hold`` (the humans' interval contains 0: they show no preference either way), ``more``
+(humans prefer the response with more of the factor, tau > 0) and ``less`` (tau < 0). The text is part of the generation prompt and so of the reply
 cache key: change the wording only under a new version.
 """
 
@@ -27,6 +27,15 @@ class FeedbackTemplate:
         return "\n".join([self.header, *body])
 
 
+def action_for(tau_human: float, human_ci: tuple[float | None, float | None]) -> str:
+    """The guidance for a factor, from the humans' side only: ``hold`` when their interval contains 0 (or
+    there is none), else ``more`` for tau_human > 0 and ``less`` for tau_human < 0."""
+    low, high = human_ci
+    if low is None or high is None or low <= 0 <= high:
+        return "hold"
+    return "more" if tau_human > 0 else "less"
+
+
 TEMPLATES: dict[str, FeedbackTemplate] = {}
 
 
@@ -43,17 +52,21 @@ def get_template(version: str) -> FeedbackTemplate:
         raise ConfigError(f"unknown feedback template {version!r}; known: {', '.join(sorted(TEMPLATES))}") from None
 
 
+# v1 (removed) chose "more"/"less" by comparing the human tau with the generator's, so a factor humans
+# reward (tau > 0) that the generator over-used got "less": the opposite of what humans prefer.
 register(FeedbackTemplate(
-    version="feedback/v1",
+    version="feedback/v2",
     header=("An audit compared your quality levels with human preferences factor by factor (tau: how strongly "
             "a factor goes with the preferred response, from -1 to +1)."),
     lines={
         "hold": ("- {factor}: human raters do not reward it (tau {tau_human:+.2f}), yet your better responses mostly "
                  "just differ in it (tau {tau_generation:+.2f}). Keep {factor} about the same across quality levels "
                  "and make higher levels better in what human raters reward."),
-        "more": ("- {factor}: human raters reward it (tau {tau_human:+.2f}) more than your levels show "
-                 "(tau {tau_generation:+.2f}). Give higher quality levels more {factor}."),
-        "less": ("- {factor}: human raters reward it less (tau {tau_human:+.2f}) than your levels show "
-                 "(tau {tau_generation:+.2f}). Give higher quality levels less {factor} than you do now."),
+        "more": ("- {factor}: human raters prefer the response with more {factor} (tau {tau_human:+.2f}); across your "
+                 "quality levels it is {tau_generation:+.2f}. Give higher quality levels more {factor}, about as "
+                 "consistently as human raters reward it."),
+        "less": ("- {factor}: human raters prefer the response with less {factor} (tau {tau_human:+.2f}); across your "
+                 "quality levels it is {tau_generation:+.2f}. Give higher quality levels less {factor}, about as "
+                 "consistently as human raters penalise it."),
     },
 ))

@@ -15,11 +15,14 @@ model rates every generation (1..10) and the manipulation check reports, per tas
 target level and rating within each prompt, averaged over prompts with a bootstrap interval
 (``settings/manipulation.py``; ``manipulation_check.parquet``; per-generation ratings in ``generations.parquet``). ``guidance`` (Python
 only; ``profile-dist improve feedback`` sets it) appends factor-level guidance to every generation prompt,
-so it is part of each request's cache key and recorded in the manifest.
+so it is part of each request's cache key and recorded in the manifest. ``sample`` (Python only, likewise)
+asks for a fresh draw: every request carries the decoding parameter ``seed: sample``, which is sent and is
+in the cache key, so the reply is not the cached one of an unsampled run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -99,6 +102,13 @@ def generation_requests(prompts: pl.DataFrame, levels: int, mode: str, prompt: G
             for t, src, task in rows for level in range(1, levels + 1)]
 
 
+def fresh_draws(requests: list[Any], sample: int | None) -> list[Any]:
+    """The same requests asking for sample ``sample`` (decoding parameter ``seed``); unchanged for None."""
+    if sample is None:
+        return requests
+    return [dataclasses.replace(r, params={**r.params, "seed": int(sample)}) for r in requests]
+
+
 def texts_by_level(results: list[Any], n_prompts: int, levels: int, mode: str) -> list[dict[int, tuple[str | None, str | None]]]:
     """Per prompt: level -> (text, error)."""
     out = []
@@ -146,6 +156,7 @@ def generate(
     dry_run: bool = False, labeler: str | None = None, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     address: str | None = None, progress: bool | None = None, say: Callable[[str], None] | None = None,
     prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(), guidance: str | None = None,
+    sample: int | None = None,
 ) -> GenerateSummary:
     from profile_dist.llm.engine import LLMEngine
 
@@ -159,6 +170,7 @@ def generate(
     labeler = labeler or endpoint.model
     frame = prompt_tasks(prompts, task)
     requests = generation_requests(frame, levels, mode, prompt, guidance)  # guidance is in the prompt, so the cache key
+    requests = fresh_draws(requests, sample)
     summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
     ensure_ray(address)
     announce = say or print
@@ -235,7 +247,7 @@ def generate(
         "stage": "generate", "input": prompts, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
         "setting": "generation", "levels": levels, "mode": mode, "prompt_version": prompt.version,
         "prompt_versions": {t: frame_for(t).versioned(prompt.version) for t in sorted(set(frame["task"]))},
-        **({"guidance": guidance} if guidance else {}),
+        **({"guidance": guidance} if guidance else {}), **({"sample": sample} if sample is not None else {}),
         "check": None if checker is None else {"endpoint": checker.name, "model": checker.model,
                                                "prompt_version": rating.version,
                                                "prompt_versions": {t: frame_for(t).versioned(rating.version)

@@ -13,6 +13,10 @@ Guidance lines (``profile_dist.prompts.guidance``) it obeys, one per factor, rec
   "- length: ... Keep length about the same across quality levels"   every level gets the words of level 2
   "- list_items: ... Give higher quality levels more list_items"     level L ends with L - 1 list items
 Any other guidance is read and ignored, as a model ignores advice it cannot act on.
+
+A request with a ``seed`` decoding parameter (``generate(sample=S)``) is a fresh draw: every per-(prompt,
+level) draw above also hashes the seed, so the same prompt gives other lengths, bold and list items, from
+the same distribution. Without one, replies are exactly what they always were.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ HOLD = re.compile(r"^- (\w+): .*Keep \1 about the same across quality levels", r
 MORE = re.compile(r"^- (\w+): .*Give higher quality levels more \1", re.M)
 
 
-def guided_text(prompt: str, level: int, params: dict[str, Any], hold: set[str], more: set[str]) -> str:
+def guided_text(prompt: str, level: int, params: dict[str, Any], hold: set[str], more: set[str],
+                sample: int | None = None) -> str:
     base, step = int(params.get("gen_base_words", 10)), int(params.get("gen_words_per_level", 12))
     noise = int(params.get("gen_noise_words", 20))
-    seed = f"{prompt}\x1e{level}"
+    # A sampled request is a fresh draw; a guided one is a different prompt, so a different draw from an
+    # unguided request with the same sample index (a real model's seed does not pair up two prompts' words).
+    seed = f"{prompt}\x1e{level}" + ("" if sample is None else f"\x1esample {sample}{' guided' if hold or more else ''}")
     n = base + step * (2 if "length" in hold else level) + int(uniform(seed, "gen_length") * noise)
     tokens = [_VOCAB[int(uniform(f"{seed}\x1e{i}", "gen_word") * len(_VOCAB))] for i in range(n)]
     tokens[0] = f"{'G' if hold or more else 'L'}{level}"  # guided and unguided texts never coincide
@@ -54,12 +61,14 @@ def generator(request: dict[str, Any], messages: list[dict[str, Any]], key: str,
     user = _user_text(messages)
     prompt = find_block("PROMPT", user) or ""
     hold, more = set(HOLD.findall(user)), set(MORE.findall(user))
+    sample = request.get("seed")
     if name == "leveled_generation":
         m = re.search(r"quality level (\d+) of (\d+)", user)
-        return {"text": guided_text(prompt, int(m.group(1)) if m else 1, params, hold, more)}
+        return {"text": guided_text(prompt, int(m.group(1)) if m else 1, params, hold, more, sample)}
     m = re.search(r"\(K = (\d+)\)", user)
     levels = int(m.group(1)) if m else 5
-    return {"responses": [{"level": lv, "text": guided_text(prompt, lv, params, hold, more)} for lv in range(1, levels + 1)]}
+    return {"responses": [{"level": lv, "text": guided_text(prompt, lv, params, hold, more, sample)}
+                          for lv in range(1, levels + 1)]}
 
 
 # -- best-of-n candidates ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 from profile_dist.workflows.improve.bestofn import Candidate, best_of_n, match_winner
@@ -38,6 +39,12 @@ def test_dry_run_through_the_cli_sends_nothing(tmp_path, audit, api_key_env, lon
     assert "dry run (best_of_n, generator: model = sim-model): 240 requests" in printed
     assert "dry run (best_of_n, judge: model = sim-model): 320 requests" in printed  # 2 orders x (N - 1) matches
     assert not (tmp_path / "dry" / "picks").exists()
+    # With humans, the judge model's generation setting is projected too (80 prompts, one joint call each).
+    main(["improve", "best-of-n", "--prompts", audit["human"], "--llm", "model", "--judge", "model", "--n", "3",
+          "--output", str(tmp_path / "dry2"), "--endpoints", endpoints_file(tmp_path, longer_server), "--dry-run",
+          "--human", audit["human"], "--human-annotations", audit["human"]])
+    assert "dry run (generate, generator: model = sim-model): 80 requests" in capsys.readouterr().out
+    assert longer_server.stats()["requests"] == before
 
 
 def test_match_winner_needs_a_consistent_verdict():
@@ -82,8 +89,62 @@ def test_best_of_n_picks_and_profiles(tmp_path, audit, api_key_env, longer_serve
     alignment = pl.read_parquet(out / "results" / "alignment.parquet")
     assert alignment.filter(pl.col("source_x").str.ends_with("/human") | pl.col("source_y").str.ends_with("/human")).height > 0
     assert "## Factor profile of the picked vs a random other candidate" in (out / "best_of_n.md").read_text()
+    _check_against_generation(out, judge, pick, summary)
     # Everything went through the engine's cache: a rerun sends nothing.
     before = longer_server.stats()["requests"]
     best_of_n(audit["human"], "model", judge, str(tmp_path / "again"), n=4, pick=pick, factors=FACTORS, endpoints=endpoints,
               cache_dir=str(out / "_llm_cache"), n_bootstrap=0, progress=False)
     assert longer_server.stats()["requests"] == before
+
+
+def _words(text: str) -> int:
+    return len(text.split())  # the rule factor length (tests/improve/test_export_dpo.py pins it to this)
+
+
+def _tau_from_texts(pairs_dir) -> float:
+    """Kendall tau of length with the preferred response, counted from the texts (no annotate, no reduce)."""
+    pairs = pl.read_parquet(f"{pairs_dir}/pairs/*.parquet")
+    texts = dict(pl.read_parquet(f"{pairs_dir}/responses/*.parquet").select("response_id", "text").iter_rows())
+    signs = np.sign([(_words(texts[a]) - _words(texts[b])) * (1 if label == "a" else -1)
+                     for a, b, label in pairs.select("response_a_id", "response_b_id", "label").iter_rows()])
+    c, d = int((signs > 0).sum()), int((signs < 0).sum())
+    return (c - d) / (c + d)
+
+
+#: Documented in docs/improve.md (planted run, 80 prompts, 50 replicates): mean_abs_diff with humans of the
+#: picks, of the judge model's generation setting, and picks - generation.
+PLANTED_MAD = {"knockout": (0.498, 0.707, -0.209), "pointwise": (0.482, 0.707, -0.225)}
+
+
+def _check_against_generation(out, judge, pick, summary):
+    """The picks' alignment with humans next to the same model's generation-setting alignment."""
+    model = f"sim-{judge}"
+    vs = pl.read_parquet(out / "best_of_n_vs_generation.parquet")
+    assert set(vs["metric"]) == {"kendall_tau_b", "spearman_rho", "sign_agreement", "top_k_overlap", "mean_abs_diff"}
+    assert vs["picks_source"].unique().to_list() == [f"{model}+best-of-4/evaluation"]
+    assert vs["generation_source"].unique().to_list() == [f"{model}/generation"]
+    assert vs["factors"].to_list() == [FACTORS] * 5
+    assert summary.vs_generation == vs.to_dicts()
+    mad = vs.filter(pl.col("metric") == "mean_abs_diff").row(0, named=True)
+    # Recomputed from the reduce's influence table with numpy ...
+    influence = pl.read_parquet(out / "results" / "influence.parquet")
+
+    def taus(labeler, setting):
+        return influence.filter((pl.col("labeler") == labeler) & (pl.col("setting") == setting)).sort("factor")["tau"].to_numpy()
+
+    h = taus("human", "human")
+    picks, generation = taus(f"{model}+best-of-4", "evaluation"), taus(model, "generation")
+    assert mad["picks"] == pytest.approx(np.mean(np.abs(picks - h)))
+    assert mad["generation"] == pytest.approx(np.mean(np.abs(generation - h)))
+    assert mad["difference"] == pytest.approx(mad["picks"] - mad["generation"])
+    assert mad["difference_ci_low"] <= mad["difference"] <= mad["difference_ci_high"]
+    # ... and the generation setting's length tau counted from its texts: better levels are longer, with noise.
+    length = influence.filter((pl.col("labeler") == model) & (pl.col("setting") == "generation")
+                              & (pl.col("factor") == "length")).row(0, named=True)
+    assert length["tau"] == pytest.approx(_tau_from_texts(out / "generation"))
+    assert length["n_pairs"] == 80 * 10
+    # The documented planted figures, within tolerance.
+    expect = PLANTED_MAD[pick]
+    assert (mad["picks"], mad["generation"], mad["difference"]) == pytest.approx(expect, abs=0.03)
+    assert mad["difference_ci_high"] < 0  # the picks are closer to humans than the model's own levels
+    assert "## The picks against" in (out / "best_of_n.md").read_text()

@@ -19,9 +19,15 @@ profile-dist improve best-of-n --prompts DIR --llm GEN --judge NAME --n N --outp
    ingest-shaped (``picks/``), annotated, and reduced together with the human pairs when given, so the
    influence table is the factor profile of picked vs random, and the alignment table compares it with
    humans (same reduce, same CIs).
+4. With humans given, the judge model also runs the generation setting on the same prompts (``generate``,
+   ``--levels``), reduced with the picks and the humans (the prompt as the bootstrap unit): the picks'
+   alignment with humans next to that model's generation-setting alignment, and their difference, each
+   with an interval from the shared replicates (``VS_GENERATION``). That difference is what exploiting
+   the generation-evaluation gap (asking the model to judge rather than to write better) buys.
 
 Outputs under OUT: ``picks/`` (+ ``candidates.parquet``: every candidate, its rating or wins, picked),
-``annotations/``, ``results/`` (a reduce output), ``best_of_n.md``, ``_manifest.json``.
+``annotations/``, with humans ``generation/`` and ``generation_annotations/``, ``results/`` (a reduce
+output), ``best_of_n_vs_generation.parquet`` (with humans), ``best_of_n.md``, ``_manifest.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import pyarrow as pa
 
 from profile_dist import ids, schema, storage
 from profile_dist.errors import ConfigError
-from profile_dist.workflows.improve.feedback import _fmt
+from profile_dist.workflows.improve.compare import Audit, Source, arm_alignment, ci_fields, fmt, reference_source, with_interval
 from profile_dist.prompts.best_of_n import CandidatePrompt
 
 PICKS = ("knockout", "pointwise")
@@ -48,6 +54,41 @@ CANDIDATES = pa.schema([
     pa.field("score", pa.float64(), nullable=True),  # pointwise: the rating; knockout: matches won
     pa.field("picked", pa.bool_(), nullable=False),
 ])
+
+
+#: Per task and alignment metric: the picks' alignment with humans, the same (judge) model's generation-setting
+#: alignment, and picks - generation, each with a percentile interval over the reduce's shared replicates.
+VS_GENERATION = pa.schema([
+    pa.field("task", pa.string(), nullable=False),
+    pa.field("reference", pa.string(), nullable=False),  # the human source, LABELER/SETTING
+    pa.field("picks_source", pa.string(), nullable=False),
+    pa.field("generation_source", pa.string(), nullable=False),
+    pa.field("metric", pa.string(), nullable=False),  # one of schema.ALIGNMENT_METRICS
+    pa.field("factors", pa.list_(pa.string()), nullable=False),  # the factors compared (the reduce's alignment set)
+    *ci_fields("picks"),
+    *ci_fields("generation"),
+    *ci_fields("difference"),  # picks - generation
+])
+
+
+def vs_generation(audit: Audit, picks: Source, generation: Source) -> pa.Table:
+    """VS_GENERATION rows for every task where the picks, the generation setting and one human source meet."""
+    rows = []
+    for task in sorted(audit.influence["task"].unique()):
+        sources = audit.sources(task)
+        if picks not in sources or generation not in sources or not any(s[1] == "human" for s in sources):
+            continue
+        reference = reference_source(audit, task, None)
+        factors = audit.alignment_factors(task)
+        p, g = (arm_alignment(audit, reference, arm, task, factors) for arm in (picks, generation))
+        for metric in schema.ALIGNMENT_METRICS:
+            rows.append({"task": task, "reference": "/".join(reference), "picks_source": "/".join(picks),
+                         "generation_source": "/".join(generation), "metric": metric, "factors": list(factors),
+                         **with_interval(audit, "picks", p.point[metric], p.samples[metric]),
+                         **with_interval(audit, "generation", g.point[metric], g.samples[metric]),
+                         **with_interval(audit, "difference", p.point[metric] - g.point[metric],
+                                         p.samples[metric] - g.samples[metric])})
+    return pa.Table.from_pylist(rows, schema=VS_GENERATION)
 
 
 @dataclass
@@ -88,6 +129,7 @@ class BestOfNSummary:
     n_inconsistent: int = 0
     influence: list[dict[str, Any]] = field(default_factory=list)
     alignment: list[dict[str, Any]] = field(default_factory=list)
+    vs_generation: list[dict[str, Any]] = field(default_factory=list)
     llm: list[dict[str, Any]] = field(default_factory=list)
     dry_run: list[dict[str, Any]] | None = None
 
@@ -102,6 +144,10 @@ class BestOfNSummary:
                 for r in self.influence if r["tau"] is not None and r["ci_low"] is not None]
         out += [f"  alignment with {r['source_x']} ({r['metric']}): {r['value']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
                 for r in self.alignment if r["value"] is not None and r["ci_low"] is not None]
+        out += [f"  {r['metric']} with {r['reference']}: picks {fmt(r['picks'], r['picks_ci_low'], r['picks_ci_high'])}, "
+                f"generation setting {fmt(r['generation'], r['generation_ci_low'], r['generation_ci_high'])}, "
+                f"difference {fmt(r['difference'], r['difference_ci_low'], r['difference_ci_high'])}"
+                for r in self.vs_generation]
         return out
 
 
@@ -109,7 +155,7 @@ def best_of_n(
     prompts: str, llm: str, judge_llm: str, output: str, *, n: int = 4, pick: str = "knockout", task: str | None = None,
     factors: list[str] | None = None, human: list[str] | None = None, human_annotations: list[str] | None = None,
     endpoints: str | None = None, cache_dir: str | None = None, max_cost: float | None = None, dry_run: bool = False,
-    seed: int = 0, n_bootstrap: int = 200, annotate_llm: str | None = None, address: str | None = None,
+    seed: int = 0, n_bootstrap: int = 200, levels: int = 5, annotate_llm: str | None = None, address: str | None = None,
     progress: bool | None = None, say: Callable[[str], None] | None = None,
 ) -> BestOfNSummary:
     from profile_dist.llm.engine import LLMEngine
@@ -117,7 +163,7 @@ def best_of_n(
                                               resolve_endpoint, write_ingest_shaped)
     from profile_dist.prompts.settings import JudgePrompt, RatingPrompt
     from profile_dist.stages.annotate import annotate
-    from profile_dist.stages.generate import prompt_tasks
+    from profile_dist.stages.generate import generate, prompt_tasks
     from profile_dist.stages.reduce import reduce
     from profile_dist.stages.runtime import ensure_ray
 
@@ -125,6 +171,8 @@ def best_of_n(
         raise ConfigError(f"--n must be at least 2 (a pick needs alternatives), got {n}")
     if pick not in PICKS:
         raise ConfigError(f"unknown --pick {pick!r}; expected one of {', '.join(PICKS)}")
+    if human and levels < 2:
+        raise ConfigError(f"--levels must be at least 2 (the judge model's generation setting compares levels), got {levels}")
     if bool(human) != bool(human_annotations):
         raise ConfigError("--human and --human-annotations go together (the human pairs and their annotations)")
     generator, judge_ep = resolve_endpoint(llm, endpoints), resolve_endpoint(judge_llm, endpoints)
@@ -149,6 +197,10 @@ def best_of_n(
             for rec in projections:
                 announce(projection_line(rec))
         if dry_run:
+            if human:
+                projections += generate(prompts, judge_llm, storage.join(output, "generation"), levels=levels, task=task,
+                                        endpoints=endpoints, cache_dir=cache, dry_run=True, address=address,
+                                        progress=progress, say=say).dry_run
             summary.dry_run = projections
             return summary
         results = engine.run(requests)
@@ -204,6 +256,8 @@ def best_of_n(
                     alive[i] = a
             winners = [a[0] if a else None for a in alive]
         summary.llm.append(cost_record("best_of_n", "judge", judge_ep, jengine.summary))
+    if budget is not None:
+        budget = max(0.0, budget - summary.llm[-1]["spend"])
 
     by_key = {(r["prompt_id"], r["candidate"]): r for r in cand_rows}
     pairs, responses = [], {}
@@ -244,9 +298,25 @@ def best_of_n(
     annotations = storage.join(output, "annotations")
     annotate(picks, annotations, factors=factors, llm=annotate_llm, endpoints=endpoints, cache_dir=cache, address=address,
              progress=progress)
+    pairs_dirs, annotation_dirs = [picks, *(human or [])], [annotations, *(human_annotations or [])]
+    if human:  # the judge model's own generation setting on the same prompts, for the comparison with the picks
+        generation, gen_annotations = storage.join(output, "generation"), storage.join(output, "generation_annotations")
+        gen = generate(prompts, judge_llm, generation, levels=levels, task=task, endpoints=endpoints, cache_dir=cache,
+                       max_cost=budget, address=address, progress=progress)
+        summary.llm += gen.llm
+        annotate(generation, gen_annotations, factors=factors, llm=annotate_llm, endpoints=endpoints, cache_dir=cache,
+                 address=address, progress=progress)
+        pairs_dirs.insert(1, generation)
+        annotation_dirs.insert(1, gen_annotations)
     results_dir = storage.join(output, "results")
-    reduce([picks, *(human or [])], [annotations, *(human_annotations or [])], results_dir, factors=factors,
-           n_bootstrap=n_bootstrap, seed=seed, address=address, progress=progress)
+    # The prompt as the bootstrap unit: a prompt's C(K, 2) generation pairs are one cluster, and it weighs the
+    # same in the picks, the generation setting and the human pairs, so their differences are paired.
+    reduce(pairs_dirs, annotation_dirs, results_dir, factors=factors, n_bootstrap=n_bootstrap, seed=seed,
+           address=address, progress=progress, bootstrap_unit="prompt")
+    if human and n_bootstrap:
+        table = vs_generation(Audit.load(results_dir), (labeler, "evaluation"), (judge_ep.model, "generation"))
+        storage.write_parquet_atomic(table, storage.join(output, "best_of_n_vs_generation.parquet"))
+        summary.vs_generation = table.to_pylist()
     influence = pl.from_arrow(storage.read_parquet(storage.join(results_dir, "influence.parquet")))
     summary.influence = influence.filter(pl.col("labeler") == labeler).sort("factor").to_dicts()
     alignment = pl.from_arrow(storage.read_parquet(storage.join(results_dir, "alignment.parquet")))
@@ -255,14 +325,24 @@ def best_of_n(
                                          & (pl.col("source_x").str.ends_with("/human") | pl.col("source_y").str.ends_with("/human"))).to_dicts()
     lines = [f"# Best-of-{n}: {pick} by {judge_ep.model} over candidates by {generator.model}", "",
              "## Factor profile of the picked vs a random other candidate", "", "| factor | tau | CI | pairs |", "|---|---|---|---|"]
-    lines += [f"| {r['factor']} | {_fmt(r['tau'])} | {_fmt(r['ci_low'])}, {_fmt(r['ci_high'])} | {r['n_pairs']} |"
+    lines += [f"| {r['factor']} | {fmt(r['tau'])} | {fmt(r['ci_low'])}, {fmt(r['ci_high'])} | {r['n_pairs']} |"
               for r in summary.influence]
     if summary.alignment:
         lines += ["", "## Alignment of the picks' profile with humans", "", "| task | metric | value | CI |", "|---|---|---|---|"]
-        lines += [f"| {r['task']} | {r['metric']} | {_fmt(r['value'])} | {_fmt(r['ci_low'])}, {_fmt(r['ci_high'])} |"
+        lines += [f"| {r['task']} | {r['metric']} | {fmt(r['value'])} | {fmt(r['ci_low'])}, {fmt(r['ci_high'])} |"
                   for r in summary.alignment]
+    if summary.vs_generation:
+        lines += ["", f"## The picks against {judge_ep.model}'s generation setting (what exploiting the gap buys)", "",
+                  "Alignment with humans over the factors, intervals from the shared replicates; for mean_abs_diff "
+                  "lower is closer.", "",
+                  "| task | metric | picks | generation setting | picks - generation |", "|---|---|---|---|---|"]
+        lines += [f"| {r['task']} | {r['metric']} | {fmt(r['picks'], r['picks_ci_low'], r['picks_ci_high'])} | "
+                  f"{fmt(r['generation'], r['generation_ci_low'], r['generation_ci_high'])} | "
+                  f"{fmt(r['difference'], r['difference_ci_low'], r['difference_ci_high'])} |" for r in summary.vs_generation]
     storage.write_bytes_atomic(("\n".join(lines) + "\n").encode(), storage.join(output, "best_of_n.md"))
     storage.write_json_atomic({"stage": "improve_best_of_n", "prompts": prompts, "n": n, "pick": pick, "labeler": labeler,
-                               "human": human, "human_annotations": human_annotations, "llm": summary.llm},
+                               "human": human, "human_annotations": human_annotations, "bootstrap_unit": "prompt",
+                               "generation": {"endpoint": judge_ep.name, "model": judge_ep.model, "levels": levels}
+                               if human else None, "llm": summary.llm},
                               storage.join(output, "_manifest.json"))
     return summary

@@ -1,25 +1,34 @@
 """``profile-dist improve feedback``: tell a generator where its quality levels disagree with humans, let it
-regenerate with that guidance, and measure the change with the same PROFILE reduce.
+regenerate with that guidance, and measure the change against resampling noise on held-out prompts.
 
 ```
-profile-dist improve feedback --results DIR --llm GEN --output OUT [--top 2] [--template feedback/v1]
-                              [--reference human/human] [--annotate-llm EP] [--max-cost USD] [--dry-run]
+profile-dist improve feedback --results DIR --llm GEN --output OUT [--top 2] [--template feedback/v2]
+                              [--reference human/human] [--split-seed 0] [--sample 1]
+                              [--annotate-llm EP] [--max-cost USD] [--dry-run]
 ```
 
-1. From the audit (a reduce output that includes GEN's generation-setting pairs), every factor's
-   misalignment d = tau_generation - tau_human, with its interval from the reduce's shared bootstrap
-   replicates; the ``--top`` largest |d| whose interval excludes 0 are chosen.
-2. A versioned template (``profile_dist.prompts.guidance``) turns them into guidance lines.
-3. ``generate`` runs again on the same prompts, levels and mode with that guidance in the prompt (so in the
-   reply cache key), labelled ``<model>+feedback``; its responses are annotated with the audit's factors.
-4. One reduce over the audit's inputs plus the new generations (same factors, bootstrap and seed) gives
-   tau_human, tau_before and tau_after on shared replicates, so the before/after change of every
-   factor's |d| and of every alignment metric comes with a percentile interval.
+1. **Split.** The audit's prompts are split in two, seeded (``improve.split``): the generator's prompts
+   halved exactly, any other prompt separately. Every pairs directory of the audit is copied per half.
+2. **Select** on the selection half only: a reduce over its pairs gives every factor's misalignment
+   d = tau_generation - tau_human with an interval from shared replicates; the ``--top`` largest |d|
+   whose interval excludes 0 are chosen. Picking the largest |d| and re-measuring on the same prompts
+   would show a fall with no real effect (regression to the mean); the held-out half has no such bias.
+3. **Guidance.** A versioned template (``improve.templates``) writes one line per chosen factor, its
+   action from the humans' own tau (``templates.action_for``).
+4. **Regenerate** on the held-out half, twice, both fresh draws (``generate(sample=S)``: a ``seed``
+   decoding parameter, in the cache key): *guided* with the guidance, labelled ``<labeler>+feedback``,
+   and *control* without it, ``<labeler>+resample``. The control is what resampling alone changes.
+5. **Measure.** One reduce over the held-out half of the audit plus both new generations, the prompt as
+   the bootstrap unit (a prompt weighs the same in every arm), gives human, before, guided and control on
+   shared replicates: guided - before, control - before and guided - control, each with its interval.
+   guided - control is the effect of the guidance net of resampling.
 
-Outputs under OUT: ``generate/``, ``annotations/``, ``results/`` (a reduce output), ``feedback_factors.parquet``
-(FEEDBACK_FACTORS), ``feedback_alignment.parquet`` (FEEDBACK_ALIGNMENT), ``feedback.md`` and
-``_manifest.json`` (guidance text, template version, chosen factors, inputs, LLM cost).
-One task per run: an audit with several tasks for the generator needs ``--task``.
+Outputs under OUT: ``split.parquet`` (prompt_id, half), ``split/`` (the halves' pairs directories),
+``selection/`` (the selection half's reduce), ``generate/{guided,control}``, ``annotations/{guided,control}``,
+``results/`` (the held-out reduce), ``feedback_factors.parquet`` (FEEDBACK_FACTORS),
+``feedback_alignment.parquet`` (FEEDBACK_ALIGNMENT), ``feedback_changes.parquet`` (FEEDBACK_CHANGES),
+``feedback.md`` and ``_manifest.json``. One task per run: an audit with several tasks for the generator
+needs ``--task``.
 """
 
 from __future__ import annotations
@@ -32,120 +41,48 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import schema, storage
-from profile_dist.analysis import stats
-from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.prompts.guidance import get_template
-from profile_dist.report.replicates import load_replicate_taus
+from profile_dist.errors import ConfigError
+from profile_dist.workflows.improve.compare import (HIGHER_IS_BETTER, Audit, Source, arm_alignment, ci_fields, fmt, num,
+                                          reference_source, tau_with_interval, with_interval)
+from profile_dist.workflows.improve.split import HALVES, audit_prompt_ids, split_prompts, split_table, write_subset
+from profile_dist.prompts.guidance import action_for, get_template
+
+__all__ = ["Audit", "HIGHER_IS_BETTER", "improve_feedback", "misalignments", "reference_source"]
+
+ARMS = ("before", "guided", "control")
+#: (name, minuend, subtrahend): guided - control is the guidance's effect net of resampling noise.
+CONTRASTS = (("guided-before", "guided", "before"), ("control-before", "control", "before"),
+             ("guided-control", "guided", "control"))
+#: Bootstrap unit of the split reduces: a prompt's generation pairs are one cluster, and with the prompt
+#: as the unit a prompt weighs the same in every arm, so differences between arms are paired by prompt.
+UNIT = "prompt"
+DEFAULT_TEMPLATE = "feedback/v2"
 
 FEEDBACK_FACTORS = pa.schema([
     pa.field("task", pa.string(), nullable=False),
     pa.field("factor", pa.string(), nullable=False),
     pa.field("guided", pa.bool_(), nullable=False),  # the guidance named this factor
     pa.field("action", pa.string(), nullable=True),  # hold / more / less when guided
-    pa.field("tau_human", pa.float64(), nullable=True),
-    pa.field("tau_before", pa.float64(), nullable=True),
-    pa.field("tau_before_ci_low", pa.float64(), nullable=True),
-    pa.field("tau_before_ci_high", pa.float64(), nullable=True),
-    pa.field("tau_after", pa.float64(), nullable=True),
-    pa.field("tau_after_ci_low", pa.float64(), nullable=True),
-    pa.field("tau_after_ci_high", pa.float64(), nullable=True),
-    pa.field("tau_change", pa.float64(), nullable=True),  # after - before
-    pa.field("tau_change_ci_low", pa.float64(), nullable=True),
-    pa.field("tau_change_ci_high", pa.float64(), nullable=True),
-    pa.field("misalignment_before", pa.float64(), nullable=True),  # |tau_before - tau_human|
-    pa.field("misalignment_after", pa.float64(), nullable=True),
-    pa.field("misalignment_change", pa.float64(), nullable=True),  # after - before (negative: closer to humans)
-    pa.field("misalignment_change_ci_low", pa.float64(), nullable=True),
-    pa.field("misalignment_change_ci_high", pa.float64(), nullable=True),
+    *ci_fields("tau_human"),
+    *[f for arm in ARMS for f in ci_fields(f"tau_{arm}")],
+    *[pa.field(f"misalignment_{arm}", pa.float64(), nullable=True) for arm in ARMS],  # |tau_arm - tau_human|
 ])
 
 FEEDBACK_ALIGNMENT = pa.schema([
     pa.field("task", pa.string(), nullable=False),
     pa.field("reference", pa.string(), nullable=False),
     pa.field("metric", pa.string(), nullable=False),  # one of schema.ALIGNMENT_METRICS
-    pa.field("before", pa.float64(), nullable=True),
-    pa.field("before_ci_low", pa.float64(), nullable=True),
-    pa.field("before_ci_high", pa.float64(), nullable=True),
-    pa.field("after", pa.float64(), nullable=True),
-    pa.field("after_ci_low", pa.float64(), nullable=True),
-    pa.field("after_ci_high", pa.float64(), nullable=True),
-    pa.field("change", pa.float64(), nullable=True),  # after - before, replicate by replicate
-    pa.field("change_ci_low", pa.float64(), nullable=True),
-    pa.field("change_ci_high", pa.float64(), nullable=True),
+    pa.field("higher_is_closer", pa.bool_(), nullable=False),
+    *[f for arm in ARMS for f in ci_fields(arm)],
 ])
 
-#: Metrics where a larger value means closer to humans; mean_abs_diff is the other way round.
-HIGHER_IS_BETTER = {"kendall_tau_b": True, "spearman_rho": True, "sign_agreement": True, "top_k_overlap": True,
-                    "mean_abs_diff": False}
-
-Source = tuple[str, str]  # labeler, setting
-
-
-def _num(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-@dataclass
-class Audit:
-    """The parts of a reduce output feedback reads: its manifest, point taus and replicate taus."""
-
-    results: str
-    manifest: dict[str, Any]
-    influence: pl.DataFrame
-    replicates: dict[tuple[str, str, str, str], np.ndarray]
-
-    @classmethod
-    def load(cls, results: str) -> "Audit":
-        path = storage.join(results, "_manifest.json")
-        if not storage.exists(path):
-            raise BadInputError(path, None, "_manifest.json", "missing; is this the output directory of `profile-dist reduce`?")
-        manifest = storage.read_json(path)
-        if manifest.get("stage") != "reduce":
-            raise BadInputError(path, None, "stage", f"is {manifest.get('stage')!r}, expected 'reduce'")
-        influence = pl.from_arrow(storage.read_parquet(storage.join(results, "influence.parquet"), schema.INFLUENCE))
-        replicates = load_replicate_taus(results)
-        if not replicates:
-            raise ConfigError(f"{results} has no bootstrap replicates (reduce --bootstrap 0); feedback needs them for its intervals")
-        return cls(results, manifest, influence, replicates)
-
-    @property
-    def factors(self) -> list[str]:
-        return list(self.manifest["factors"])
-
-    @property
-    def level(self) -> float:
-        return float(self.manifest.get("confidence_level", 0.95))
-
-    def tau(self, source: Source, task: str, factor: str) -> float:
-        rows = self.influence.filter((pl.col("labeler") == source[0]) & (pl.col("setting") == source[1])
-                                     & (pl.col("task") == task) & (pl.col("factor") == factor))
-        value = rows["tau"][0] if rows.height else None
-        return np.nan if value is None else float(value)
-
-    def reps(self, source: Source, task: str, factor: str) -> np.ndarray:
-        some = next(iter(self.replicates.values()))
-        return self.replicates.get((source[0], source[1], task, factor), np.full(len(some), np.nan))
-
-    def interval(self, samples: np.ndarray) -> tuple[float | None, float | None]:
-        samples = samples[np.isfinite(samples)]
-        return stats.percentile_interval(samples, self.level) if len(samples) else (None, None)
-
-    def sources(self, task: str) -> set[Source]:
-        frame = self.influence.filter(pl.col("task") == task).select("labeler", "setting").unique()
-        return {tuple(r) for r in frame.iter_rows()}
-
-
-def reference_source(audit: Audit, task: str, reference: str | None) -> Source:
-    humans = sorted(s for s in audit.sources(task) if s[1] == "human")
-    if reference is not None:
-        labeler, _, setting = reference.partition("/")
-        if (labeler, setting) not in audit.sources(task):
-            raise ConfigError(f"reference {reference!r} has no influence rows for task {task!r} in {audit.results}")
-        return labeler, setting
-    if len(humans) != 1:
-        raise ConfigError(f"task {task!r} has {len(humans)} human sources in {audit.results} "
-                          f"({', '.join('/'.join(h) for h in humans) or 'none'}); pass --reference LABELER/SETTING")
-    return humans[0]
+FEEDBACK_CHANGES = pa.schema([
+    pa.field("task", pa.string(), nullable=False),
+    pa.field("quantity", pa.string(), nullable=False),  # tau | misalignment | alignment
+    pa.field("item", pa.string(), nullable=False),  # the factor (tau, misalignment) or the metric (alignment)
+    pa.field("contrast", pa.string(), nullable=False),  # one of CONTRASTS' names
+    *ci_fields("value"),  # minuend - subtrahend, replicate by replicate for the interval
+])
 
 
 @dataclass
@@ -164,10 +101,7 @@ class Misalignment:
 
     @property
     def action(self) -> str:
-        low, high = self.human_ci
-        if low is None or low <= 0 <= high:
-            return "hold"  # humans show no reliable preference either way
-        return "more" if self.tau_human > self.tau_generation else "less"
+        return action_for(self.tau_human, self.human_ci)
 
 
 def misalignments(audit: Audit, reference: Source, generator: Source, task: str) -> list[Misalignment]:
@@ -178,46 +112,45 @@ def misalignments(audit: Audit, reference: Source, generator: Source, task: str)
         if np.isnan(h) or np.isnan(g):
             continue
         low, high = audit.interval(audit.reps(generator, task, factor) - audit.reps(reference, task, factor))
-        out.append(Misalignment(factor, h, g, g - h, low, high, audit.interval(audit.reps(reference, task, factor))))
+        out.append(Misalignment(factor, h, g, g - h, low, high, audit.tau_ci(reference, task, factor)))
     return sorted(out, key=lambda m: (-abs(m.diff), m.factor))
 
 
-def comparison_tables(audit: Audit, reference: Source, before: Source, after: Source, task: str,
-                      guided: dict[str, str]) -> tuple[pa.Table, pa.Table]:
-    """Per factor and per alignment metric: before, after and the change, intervals from shared replicates."""
-    factor_rows = []
+def comparison_tables(audit: Audit, reference: Source, arms: dict[str, Source], task: str, guided: dict[str, str],
+                      alignment_factors: list[str]) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Per factor, per alignment metric (over ``alignment_factors``), and per contrast of CONTRASTS:
+    intervals from shared replicates."""
+    factor_rows, change_rows = [], []
     for factor in audit.factors:
-        h, b, a = (audit.tau(s, task, factor) for s in (reference, before, after))
-        rh, rb, ra = (audit.reps(s, task, factor) for s in (reference, before, after))
-        factor_rows.append({
-            "task": task, "factor": factor, "guided": factor in guided, "action": guided.get(factor),
-            "tau_human": _num(h), "tau_before": _num(b), "tau_after": _num(a), "tau_change": _num(a - b),
-            **dict(zip(("tau_before_ci_low", "tau_before_ci_high"), audit.interval(rb))),
-            **dict(zip(("tau_after_ci_low", "tau_after_ci_high"), audit.interval(ra))),
-            **dict(zip(("tau_change_ci_low", "tau_change_ci_high"), audit.interval(ra - rb))),
-            "misalignment_before": _num(abs(b - h)), "misalignment_after": _num(abs(a - h)),
-            "misalignment_change": _num(abs(a - h) - abs(b - h)),
-            **dict(zip(("misalignment_change_ci_low", "misalignment_change_ci_high"),
-                       audit.interval(np.abs(ra - rh) - np.abs(rb - rh)))),
-        })
-    t_h, t_b, t_a = (np.array([audit.tau(s, task, f) for f in audit.factors]) for s in (reference, before, after))
-    r_h, r_b, r_a = (np.stack([audit.reps(s, task, f) for f in audit.factors], axis=1) for s in (reference, before, after))
-    point_b, point_a = stats.alignment_metrics(t_h, t_b), stats.alignment_metrics(t_h, t_a)
-    samples_b = [stats.alignment_metrics(r_h[i], r_b[i]) for i in range(len(r_h))]
-    samples_a = [stats.alignment_metrics(r_h[i], r_a[i]) for i in range(len(r_h))]
+        h, rh = audit.tau(reference, task, factor), audit.reps(reference, task, factor)
+        tau = {arm: audit.tau(src, task, factor) for arm, src in arms.items()}
+        reps = {arm: audit.reps(src, task, factor) for arm, src in arms.items()}
+        row = {"task": task, "factor": factor, "guided": factor in guided, "action": guided.get(factor),
+               **tau_with_interval(audit, "tau_human", reference, task, factor)}
+        for arm in ARMS:
+            row.update(tau_with_interval(audit, f"tau_{arm}", arms[arm], task, factor))
+            row[f"misalignment_{arm}"] = num(abs(tau[arm] - h))
+        factor_rows.append(row)
+        for name, x, y in CONTRASTS:
+            change_rows.append({"task": task, "quantity": "tau", "item": factor, "contrast": name,
+                                **with_interval(audit, "value", tau[x] - tau[y], reps[x] - reps[y])})
+            change_rows.append({"task": task, "quantity": "misalignment", "item": factor, "contrast": name,
+                                **with_interval(audit, "value", abs(tau[x] - h) - abs(tau[y] - h),
+                                                np.abs(reps[x] - rh) - np.abs(reps[y] - rh))})
+    aligned = {arm: arm_alignment(audit, reference, src, task, alignment_factors) for arm, src in arms.items()}
     alignment_rows = []
     for metric in schema.ALIGNMENT_METRICS:
-        sb = np.array([s[metric] for s in samples_b])
-        sa = np.array([s[metric] for s in samples_a])
-        alignment_rows.append({
-            "task": task, "reference": "/".join(reference), "metric": metric,
-            "before": _num(point_b[metric]), "after": _num(point_a[metric]), "change": _num(point_a[metric] - point_b[metric]),
-            **dict(zip(("before_ci_low", "before_ci_high"), audit.interval(sb))),
-            **dict(zip(("after_ci_low", "after_ci_high"), audit.interval(sa))),
-            **dict(zip(("change_ci_low", "change_ci_high"), audit.interval(sa - sb))),
-        })
+        row = {"task": task, "reference": "/".join(reference), "metric": metric, "higher_is_closer": HIGHER_IS_BETTER[metric]}
+        for arm in ARMS:
+            row.update(with_interval(audit, arm, aligned[arm].point[metric], aligned[arm].samples[metric]))
+        alignment_rows.append(row)
+        for name, x, y in CONTRASTS:
+            change_rows.append({"task": task, "quantity": "alignment", "item": metric, "contrast": name, **with_interval(
+                audit, "value", aligned[x].point[metric] - aligned[y].point[metric],
+                aligned[x].samples[metric] - aligned[y].samples[metric])})
     return (pa.Table.from_pylist(factor_rows, schema=FEEDBACK_FACTORS),
-            pa.Table.from_pylist(alignment_rows, schema=FEEDBACK_ALIGNMENT))
+            pa.Table.from_pylist(alignment_rows, schema=FEEDBACK_ALIGNMENT),
+            pa.Table.from_pylist(change_rows, schema=FEEDBACK_CHANGES))
 
 
 def _generation_input(audit: Audit, endpoint: Any, labeler: str | None) -> tuple[str, dict[str, Any]]:
@@ -238,32 +171,36 @@ def _generation_input(audit: Audit, endpoint: Any, labeler: str | None) -> tuple
     return found[0]
 
 
-def _fmt(value: float | None, low: float | None = None, high: float | None = None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:+.3f}" + ("" if low is None else f" [{low:+.3f}, {high:+.3f}]")
+def markdown(factors: pa.Table, alignment: pa.Table, changes: pa.Table, guidance: str, labels: dict[str, str],
+             split: dict[str, int], alignment_factors: list[str]) -> str:
+    change = {(r["quantity"], r["item"], r["contrast"]): r for r in changes.to_pylist()}
 
+    def c(quantity: str, item: str, contrast: str) -> str:
+        r = change[(quantity, item, contrast)]
+        return fmt(r["value"], r["value_ci_low"], r["value_ci_high"])
 
-def markdown(factors: pa.Table, alignment: pa.Table, guidance: str, before: str, after: str) -> str:
-    lines = ["# Factor-level feedback: before and after", "",
-             f"Generator before: `{before}`; after: `{after}` (same prompts, levels and mode, with this guidance):", "",
+    lines = ["# Factor-level feedback: guided and unguided regeneration on held-out prompts", "",
+             f"Factors chosen on {split['select']} prompts, measured on the other {split['measure']}. "
+             f"Before: `{labels['before']}` (the audit's replies); guided: `{labels['guided']}` (a fresh sample with "
+             f"this guidance); control: `{labels['control']}` (a fresh sample without it):", "",
              *[f"> {line}" for line in guidance.splitlines()], "",
-             "## Per factor (tau: Kendall's tau of the factor with the preferred response; change = after - before)", "",
-             "| factor | guided | tau human | tau before | tau after | tau change | misalignment change |",
-             "|---|---|---|---|---|---|---|"]
+             "## Per factor (tau: Kendall's tau of the factor with the preferred response)", "",
+             "| factor | guided | tau human | tau before | tau guided | tau control |", "|---|---|---|---|---|---|"]
     for r in factors.to_pylist():
-        lines.append(f"| {r['factor']} | {r['action'] or ''} | {_fmt(r['tau_human'])} | "
-                     f"{_fmt(r['tau_before'], r['tau_before_ci_low'], r['tau_before_ci_high'])} | "
-                     f"{_fmt(r['tau_after'], r['tau_after_ci_low'], r['tau_after_ci_high'])} | "
-                     f"{_fmt(r['tau_change'], r['tau_change_ci_low'], r['tau_change_ci_high'])} | "
-                     f"{_fmt(r['misalignment_change'], r['misalignment_change_ci_low'], r['misalignment_change_ci_high'])} |")
-    lines += ["", "## Alignment with humans over factors (mean_abs_diff: lower is closer)", "",
-              "| task | reference | metric | before | after | change |", "|---|---|---|---|---|---|"]
+        lines.append(f"| {r['factor']} | {r['action'] or ''} | "
+                     + " | ".join(fmt(r[f"tau_{a}"], r[f"tau_{a}_ci_low"], r[f"tau_{a}_ci_high"]) for a in ("human", *ARMS)) + " |")
+    names = [name for name, _, _ in CONTRASTS]
+    lines += ["", "## Change of misalignment |tau - tau_human| (negative: closer to humans)", "",
+              "| factor | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    lines += [f"| {r['factor']} | " + " | ".join(c("misalignment", r["factor"], n) for n in names) + " |"
+              for r in factors.to_pylist()]
+    lines += ["", f"## Alignment with humans over {', '.join(alignment_factors)}", "",
+              "| metric | closer when | " + " | ".join(ARMS) + " | " + " | ".join(names) + " |",
+              "|---" * (2 + len(ARMS) + len(names)) + "|"]
     for r in alignment.to_pylist():
-        lines.append(f"| {r['task']} | {r['reference']} | {r['metric']} | "
-                     f"{_fmt(r['before'], r['before_ci_low'], r['before_ci_high'])} | "
-                     f"{_fmt(r['after'], r['after_ci_low'], r['after_ci_high'])} | "
-                     f"{_fmt(r['change'], r['change_ci_low'], r['change_ci_high'])} |")
+        lines.append(f"| {r['metric']} | {'higher' if r['higher_is_closer'] else 'lower'} | "
+                     + " | ".join(fmt(r[a], r[f"{a}_ci_low"], r[f"{a}_ci_high"]) for a in ARMS) + " | "
+                     + " | ".join(c("alignment", r["metric"], n) for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -272,28 +209,31 @@ class FeedbackSummary:
     output: str
     guidance: str = ""
     chosen: list[Misalignment] = field(default_factory=list)
+    split: dict[str, int] = field(default_factory=dict)
     factors: pa.Table | None = None
     alignment: pa.Table | None = None
+    changes: pa.Table | None = None
     dry_run: list[dict[str, Any]] | None = None
 
     def lines(self) -> list[str]:
         if self.dry_run is not None:
             return ["guidance:", *self.guidance.splitlines()]
-        out = [f"feedback on {', '.join(m.factor for m in self.chosen)}: results in {self.output}"]
-        for r in self.factors.to_pylist():
-            out.append(f"  {r['factor']}: tau {_fmt(r['tau_before'])} -> {_fmt(r['tau_after'])} (human {_fmt(r['tau_human'])}), "
-                       f"misalignment change {_fmt(r['misalignment_change'], r['misalignment_change_ci_low'], r['misalignment_change_ci_high'])}")
-        for r in self.alignment.to_pylist():
-            out.append(f"  alignment {r['metric']}: {_fmt(r['before'])} -> {_fmt(r['after'])} "
-                       f"(change {_fmt(r['change'], r['change_ci_low'], r['change_ci_high'])})")
+        out = [f"feedback on {', '.join(m.factor for m in self.chosen)} (chosen on {self.split['select']} prompts, "
+               f"measured on {self.split['measure']}): results in {self.output}"]
+        for r in self.changes.to_pylist():
+            value = fmt(r["value"], r["value_ci_low"], r["value_ci_high"])
+            if r["quantity"] == "misalignment":
+                out.append(f"  {r['item']}: misalignment change {r['contrast']} {value}")
+            elif r["quantity"] == "alignment" and r["item"] == "mean_abs_diff":
+                out.append(f"  alignment mean_abs_diff change {r['contrast']} {value}")
         return out
 
 
 def improve_feedback(
     results: str, llm: str, output: str, *, endpoints: str | None = None, cache_dir: str | None = None,
-    max_cost: float | None = None, dry_run: bool = False, template: str = "feedback/v1", top: int = 2,
-    reference: str | None = None, task: str | None = None, labeler: str | None = None,
-    annotate_llm: str | None = None, address: str | None = None, progress: bool | None = None,
+    max_cost: float | None = None, dry_run: bool = False, template: str = DEFAULT_TEMPLATE, top: int = 2,
+    reference: str | None = None, task: str | None = None, labeler: str | None = None, split_seed: int = 0,
+    sample: int = 1, annotate_llm: str | None = None, address: str | None = None, progress: bool | None = None,
     say: Callable[[str], None] | None = None,
 ) -> FeedbackSummary:
     from profile_dist.llm.step import cache_dir_for, resolve_endpoint
@@ -306,6 +246,7 @@ def improve_feedback(
     chosen_template = get_template(template)
     audit = Audit.load(results)
     endpoint = resolve_endpoint(llm, endpoints)
+    cache = cache_dir_for(output, cache_dir)
     gen_dir, gen_manifest = _generation_input(audit, endpoint, labeler)
     before: Source = (gen_manifest["labeler"], "generation")
     tasks = sorted(t for t in audit.influence["task"].unique() if before in audit.sources(t))
@@ -313,42 +254,86 @@ def improve_feedback(
         raise ConfigError(f"{before[0]} has generation pairs for {len(tasks)} tasks ({', '.join(tasks)}); pass --task")
     task = task or tasks[0]
     ref = reference_source(audit, task, reference)
-    ranked = misalignments(audit, ref, before, task)
-    chosen = [m for m in ranked if m.significant][:top]
-    if not chosen:
-        raise ConfigError(f"no factor of {before[0]} differs significantly from {'/'.join(ref)} on {task!r}; nothing to feed back")
-    guidance = chosen_template.render([(m.factor, m.action, m.tau_human, m.tau_generation) for m in chosen])
-    summary = FeedbackSummary(output=output, guidance=guidance, chosen=chosen)
-    after_labeler = f"{before[0]}+feedback"
-    cache = cache_dir_for(output, cache_dir)
-    generated = storage.join(output, "generate")
-    gen = generate(gen_manifest["input"], llm, generated, levels=int(gen_manifest["levels"]), mode=gen_manifest["mode"],
-                   endpoints=endpoints, cache_dir=cache, max_cost=max_cost, dry_run=dry_run, labeler=after_labeler,
-                   address=address, progress=progress, say=say, guidance=guidance)
-    if dry_run:
-        summary.dry_run = gen.dry_run
-        return summary
-    annotations = storage.join(output, "annotations")
-    annotate(generated, annotations, factors=audit.factors, llm=annotate_llm, endpoints=endpoints, cache_dir=cache,
-             address=address, progress=progress)
+    alignment_factors = audit.alignment_factors(task)  # the audit's set, whatever the split reduces default to
     m = audit.manifest
-    after_results = storage.join(output, "results")
-    reduce(list(m["pairs"]) + [generated], list(m["annotations"]) + [annotations], after_results, factors=audit.factors,
-           n_bootstrap=int(m["n_bootstrap"]), seed=int(m["seed"]), level=audit.level, address=address, progress=progress,
-           bootstrap_unit=m.get("bootstrap", {}).get("unit", "pair"))
-    combined = Audit.load(after_results)
-    summary.factors, summary.alignment = comparison_tables(
-        combined, ref, before, (after_labeler, "generation"), task, {c.factor: c.action for c in chosen})
-    storage.write_parquet_atomic(summary.factors, storage.join(output, "feedback_factors.parquet"))
-    storage.write_parquet_atomic(summary.alignment, storage.join(output, "feedback_alignment.parquet"))
-    storage.write_bytes_atomic(markdown(summary.factors, summary.alignment, guidance, before[0], after_labeler).encode(),
-                               storage.join(output, "feedback.md"))
+    reduce_args = dict(factors=audit.factors, n_bootstrap=int(m["n_bootstrap"]), seed=int(m["seed"]), level=audit.level,
+                       address=address, progress=progress, bootstrap_unit=UNIT)
+
+    # 1. Split, stratified: the generator's prompts of this task are halved exactly.
+    gen_pairs = pl.from_arrow(storage.read_table_dir(storage.join(gen_dir, "pairs"), schema.PAIRS)).filter(pl.col("task") == task)
+    gen_prompts = set(gen_pairs["prompt_id"].to_list())
+    if len(gen_prompts) < 2:
+        raise ConfigError(f"{before[0]} has generation pairs for {len(gen_prompts)} prompt(s) of {task!r}; "
+                          f"a selection and a held-out half need at least 2")
+    halves = split_prompts([gen_prompts, audit_prompt_ids(list(m["pairs"]))], split_seed)
+    storage.write_parquet_atomic(split_table(halves), storage.join(output, "split.parquet"))
+    subsets: dict[str, list[str]] = {h: [] for h in HALVES}
+    for half in HALVES:
+        mine = {p for p, h in halves.items() if h == half}
+        for i, d in enumerate(m["pairs"]):
+            target = storage.join(output, "split", half, f"{i:02d}-{storage.basename(d)}")
+            if write_subset(d, mine, target, {"split_half": half, "split_seed": split_seed}):
+                subsets[half].append(target)
+    held_out = gen_prompts & {p for p, h in halves.items() if h == "measure"}
+    split_counts = {"select": len(gen_prompts) - len(held_out), "measure": len(held_out)}
+
+    # 2. Select on the selection half only.
+    selection_dir = storage.join(output, "selection")
+    reduce(subsets["select"], list(m["annotations"]), selection_dir, **reduce_args)
+    ranked = misalignments(Audit.load(selection_dir), ref, before, task)
+    chosen = [x for x in ranked if x.significant][:top]
+    if not chosen:
+        raise ConfigError(f"no factor of {before[0]} differs significantly from {'/'.join(ref)} on {task!r} in the "
+                          f"selection half ({split_counts['select']} prompts, {selection_dir}); nothing to feed back")
+    guidance = chosen_template.render([(x.factor, x.action, x.tau_human, x.tau_generation) for x in chosen])
+    summary = FeedbackSummary(output=output, guidance=guidance, chosen=chosen, split=split_counts)
+
+    # 3. Regenerate the held-out prompts: guided and an unguided control, both fresh samples.
+    prompts_dir = storage.join(output, "split", "generation_input")
+    write_subset(gen_manifest["input"], held_out, prompts_dir, {"split_half": "measure", "split_seed": split_seed})
+    labels = {"before": before[0], "guided": f"{before[0]}+feedback", "control": f"{before[0]}+resample"}
+    generated, llm_records, dry = {}, [], []
+    budget = max_cost
+    for arm, arm_guidance in (("guided", guidance), ("control", None)):
+        generated[arm] = storage.join(output, "generate", arm)
+        gen = generate(prompts_dir, llm, generated[arm], levels=int(gen_manifest["levels"]), mode=gen_manifest["mode"],
+                       task=task, endpoints=endpoints, cache_dir=cache, max_cost=budget, dry_run=dry_run,
+                       labeler=labels[arm], address=address, progress=progress, say=say, guidance=arm_guidance,
+                       sample=sample)
+        if dry_run:
+            dry += gen.dry_run
+            continue
+        llm_records += gen.llm
+        if budget is not None:
+            budget = max(0.0, budget - sum(r["spend"] for r in gen.llm))
+    if dry_run:
+        summary.dry_run = dry
+        return summary
+
+    # 4. Measure on the held-out half: human, before, guided and control in one reduce.
+    annotations = {arm: storage.join(output, "annotations", arm) for arm in generated}
+    for arm in generated:
+        annotate(generated[arm], annotations[arm], factors=audit.factors, llm=annotate_llm, endpoints=endpoints,
+                 cache_dir=cache, address=address, progress=progress)
+    results_dir = storage.join(output, "results")
+    reduce(subsets["measure"] + list(generated.values()), list(m["annotations"]) + list(annotations.values()),
+           results_dir, **reduce_args)
+    summary.factors, summary.alignment, summary.changes = comparison_tables(
+        Audit.load(results_dir), ref, {arm: (labels[arm], "generation") for arm in ARMS}, task,
+        {x.factor: x.action for x in chosen}, alignment_factors)
+    for name, table in (("factors", summary.factors), ("alignment", summary.alignment), ("changes", summary.changes)):
+        storage.write_parquet_atomic(table, storage.join(output, f"feedback_{name}.parquet"))
+    storage.write_bytes_atomic(markdown(summary.factors, summary.alignment, summary.changes, guidance, labels,
+                                        split_counts, alignment_factors).encode(), storage.join(output, "feedback.md"))
     storage.write_json_atomic({
         "stage": "improve_feedback", "results": results, "generation_input": gen_dir, "task": task,
-        "reference": "/".join(ref), "before": before[0], "after": after_labeler, "template": chosen_template.version,
-        "guidance": guidance, "top": top,
-        "chosen": [{"factor": c.factor, "action": c.action, "tau_human": c.tau_human, "tau_generation": c.tau_generation,
-                    "diff": c.diff, "ci_low": c.ci_low, "ci_high": c.ci_high} for c in chosen],
-        "llm": gen.llm,
+        "reference": "/".join(ref), "labels": labels, "template": chosen_template.version, "guidance": guidance,
+        "top": top, "sample": sample, "bootstrap_unit": UNIT, "alignment_factors": alignment_factors,
+        "split": {"seed": split_seed, "table": "split.parquet", "generator_prompts": split_counts,
+                  "pairs": {h: subsets[h] for h in HALVES}},
+        "selection": selection_dir,
+        "chosen": [{"factor": x.factor, "action": x.action, "tau_human": x.tau_human, "tau_generation": x.tau_generation,
+                    "diff": x.diff, "ci_low": x.ci_low, "ci_high": x.ci_high, "human_ci": list(x.human_ci)} for x in chosen],
+        "llm": llm_records,
     }, storage.join(output, "_manifest.json"))
     return summary
