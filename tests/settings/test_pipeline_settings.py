@@ -25,7 +25,9 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
             "output": str(tmp_path / "out"), "endpoints": endpoints_file(tmp_path, server),
             "ingest": [{"name": "human", "format": "pairs", "input": [corpus], "task": "helpful"}],
             "annotate": {"factors": ["length", "list_items", "bold", "fluency"], "llm": "model"},
-            "models": ["model"], "generate": {"levels": 4, "check_llm": "rater"}, "reduce": {"bootstrap": 50},
+            "models": ["model"], "generate": {"levels": 4, "check_llm": "rater"},
+            # helpful's factor set has only length and fluency of these (fluency: one score throughout): compare all
+            "reduce": {"bootstrap": 50, "alignment_factors": "all"},
         }
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
         assert main(["run", str(tmp_path / "job.yaml")]) == 0
@@ -50,6 +52,7 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
     sources = {(r["labeler"], r["setting"]) for r in results["influence"]}
     assert sources == {("human", "human"), (MODEL, "evaluation"), (MODEL, "generation")}
     assert {r["model"] for r in results["gap"]} == {MODEL}
+    assert results["reduce"]["alignment"]["factor_set"] == "all" and {r["factor_set"] for r in results["alignment"]} == {"all"}
 
 
 def test_settings_sections_are_checked_and_the_paper_job_parses():
