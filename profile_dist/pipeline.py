@@ -123,7 +123,10 @@ def parse_job(raw: Any, where: str) -> JobConfig:
         rows_per_shard=int(raw.get("rows_per_shard", DEFAULT_ROWS_PER_SHARD)), address=raw.get("address"),
         alignment_factors=reduce_cfg.get("alignment_factors"),
     )
-    AlignmentFactors.parse(job.alignment_factors)  # a bad value fails the job before any work
+    try:  # a bad value fails the job before any work
+        AlignmentFactors.parse(job.alignment_factors)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: reduce: {exc}") from None
     _parse_settings(raw, annotate_cfg, job, where)
     return job
 

@@ -159,8 +159,10 @@ def _judge_drop_reason() -> pl.Expr:
     return expr.otherwise(pl.lit(None, dtype=pl.String))
 
 
-#: Group keys of the compared partial: (this side's source, the other side's source, task).
 JUDGED_PAIRS_FILE = "judged_pairs.parquet"
+#: A pairs column of the bootstrap unit -> the judged_pairs column with the same value: both sides of a judged
+#: pair hash the reference (human) pair, so they share its bucket, and its weight, with the human's own tau.
+_JUDGED_UNIT_COLUMNS = {"pair_id": "reference_pair_id", "prompt_id": "prompt_id"}
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,7 @@ class JudgedPairsReader:
         ])
         diffs, matched = oriented_diffs(sides, self.annotation_files, factors, self.length_factor, self.length_tolerance)
         groups, index = group_codes(sides)
-        unit_column = {"pair_id": "reference_pair_id"}.get(BOOTSTRAP_UNITS[self.bootstrap_unit], BOOTSTRAP_UNITS[self.bootstrap_unit])
+        unit_column = _JUDGED_UNIT_COLUMNS[BOOTSTRAP_UNITS[self.bootstrap_unit]]
         pair_hash = stats.id_hashes(sides["reference_pair_id"].to_arrow())
         unit_hash = pair_hash if unit_column == "reference_pair_id" else stats.id_hashes(sides[unit_column].to_arrow())
         return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched, skipped)

@@ -59,6 +59,9 @@ def test_settings_sections_are_checked_and_the_paper_job_parses():
     base = {"output": "o", "ingest": [{"name": "h", "format": "pairs", "input": "x.jsonl"}]}
     with pytest.raises(ConfigError, match=r"judge: corpora: unknown corpus name\(s\) nope"):
         parse_job({**base, "models": ["m"], "judge": {"corpora": ["nope"]}}, "job.yaml")
+    with pytest.raises(ConfigError, match=r"job.yaml: reduce: alignment factors: expected 'task', 'all' or a list"):
+        parse_job({**base, "reduce": {"alignment_factors": [3]}}, "job.yaml")
+    assert parse_job({**base, "reduce": {"alignment_factors": ["length", "fluency"]}}, "j").alignment_factors == ["length", "fluency"]
     with pytest.raises(ConfigError, match=r"models\[0\]: unknown key\(s\) colour"):
         parse_job({**base, "models": [{"name": "m", "colour": "red"}]}, "job.yaml")
     with pytest.raises(ConfigError, match="generate: max_cost: expected a number"):
