@@ -108,6 +108,19 @@ ALIGNMENT = pa.schema(
         pa.field("value", pa.float64(), nullable=True),
         pa.field("ci_low", pa.float64(), nullable=True),
         pa.field("ci_high", pa.float64(), nullable=True),
+        # The factor set compared (the same on both sides): its rule (factor_sets.RULES: "task", "all",
+        # "given") and its factors, comma-separated (n_factors: those with both taus defined).
+        pa.field("factor_set", pa.string(), nullable=False),
+        pa.field("factors", pa.string(), nullable=False),
+        # "intersection": a judge and the labels it judged, each tau over the pairs both decided;
+        # "separate": each source's tau over its own pairs.
+        pa.field("pairs", pa.string(), nullable=False),
+        pa.field("n_pairs", pa.int64(), nullable=True),  # pairs both decided (intersection only)
+        # judged pairs each side left out of the intersection, and why ("12 tie label (no preference)")
+        pa.field("n_dropped_x", pa.int64(), nullable=True),
+        pa.field("n_dropped_y", pa.int64(), nullable=True),
+        pa.field("dropped_x", pa.string(), nullable=True),
+        pa.field("dropped_y", pa.string(), nullable=True),
     ]
 )
 
@@ -197,6 +210,8 @@ GAP = pa.schema(
         pa.field("gap", pa.float64(), nullable=True),  # evaluation - generation
         pa.field("ci_low", pa.float64(), nullable=True),
         pa.field("ci_high", pa.float64(), nullable=True),
+        pa.field("factors", pa.string(), nullable=False),  # the factor set of both terms, as in ALIGNMENT
+        pa.field("evaluation_pairs", pa.string(), nullable=False),  # ALIGNMENT.pairs of the evaluation term
     ]
 )
 
@@ -258,9 +273,35 @@ JUDGE_AGREEMENT = pa.schema(
         pa.field("n_failed", pa.int64(), nullable=False),  # pairs with a failed request in either order
         pa.field("n_inconsistent", pa.int64(), nullable=False),  # the two orders disagree
         pa.field("position_consistency", pa.float64(), nullable=True),
-        pa.field("n_compared", pa.int64(), nullable=False),  # pairs with a kept judge label and a reference label
+        # Over every judged pair with a verdict (not failed) and a reference label; an order-inconsistent
+        # pair is a tie (whatever the inconsistent-pair policy kept for the judge's own tau).
+        pa.field("n_compared", pa.int64(), nullable=False),
         pa.field("accuracy", pa.float64(), nullable=True),
         pa.field("cohen_kappa", pa.float64(), nullable=True),
+        # The same over the position-consistent pairs only: overstates agreement, shown beside it.
+        pa.field("n_compared_consistent_only", pa.int64(), nullable=False),
+        pa.field("accuracy_consistent_only", pa.float64(), nullable=True),
+        pa.field("cohen_kappa_consistent_only", pa.float64(), nullable=True),
+    ]
+)
+
+#: Judge outcomes of a judged pair (JUDGED_PAIRS.outcome).
+JUDGE_OUTCOMES = ("consistent", "inconsistent", "failed")
+
+JUDGED_PAIRS = pa.schema(
+    [
+        # One row per judged input pair: the reference's label beside the judge's, so the reduce can compare
+        # the two on exactly the pairs both decided (one file, read shard-locally: no join across directories).
+        pa.field("reference_pair_id", pa.string(), nullable=False),  # the judged input pair (e.g. the human pair)
+        pa.field("reference", pa.string(), nullable=False),  # its "labeler/setting"
+        pa.field("reference_label", pa.string(), nullable=False),  # one of LABELS
+        pa.field("judge", pa.string(), nullable=False),  # the judge's labeler (setting: evaluation)
+        pa.field("label", pa.string(), nullable=True),  # the judge's label in its pairs; null: dropped
+        pa.field("outcome", pa.string(), nullable=False),  # one of JUDGE_OUTCOMES
+        pa.field("task", pa.string(), nullable=False),
+        pa.field("prompt_id", pa.string(), nullable=False),
+        pa.field("response_a_id", pa.string(), nullable=False),
+        pa.field("response_b_id", pa.string(), nullable=False),
     ]
 )
 

@@ -27,6 +27,11 @@ def get_task(name: str) -> Task:
     return _TASKS.get(name) or Task(name, "user-defined task", RULE_FACTORS)
 
 
+def registered_task(name: str) -> Task | None:
+    """The registered task of this name, or None (a user-defined task has no PROFILE factor set)."""
+    return _TASKS.get(name)
+
+
 def all_tasks() -> list[Task]:
     return [_TASKS[name] for name in sorted(_TASKS)]
 

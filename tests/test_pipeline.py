@@ -19,10 +19,12 @@ from profile_dist.stages.reduce import reduce
 pytestmark = pytest.mark.usefixtures("ray_session")
 
 
-def run_pipeline(tmp: Path, format_name: str, inputs: list[str], rows_per_shard: int = 100_000, bootstrap: int = 50, **ingest_args) -> Path:
+def run_pipeline(tmp: Path, format_name: str, inputs: list[str], rows_per_shard: int = 100_000, bootstrap: int = 50,
+                 alignment_factors: str | None = None, **ingest_args) -> Path:
     ingest(format_name, inputs, str(tmp / "pairs"), rows_per_shard=rows_per_shard, **ingest_args)
     annotate(str(tmp / "pairs"), str(tmp / "annotations"))
-    reduce([str(tmp / "pairs")], [str(tmp / "annotations")], str(tmp / "results"), n_bootstrap=bootstrap)
+    reduce([str(tmp / "pairs")], [str(tmp / "annotations")], str(tmp / "results"), n_bootstrap=bootstrap,
+           alignment_factors=alignment_factors)
     return tmp / "results"
 
 
@@ -54,8 +56,9 @@ def test_hh_rlhf_length_influence(tmp_path, shared_data):
 
 def test_result_is_bit_identical_for_one_or_fifty_shards(tmp_path):
     corpus = write_demo_corpus(str(tmp_path / "demo.jsonl"))
-    one = run_pipeline(tmp_path / "one", "pairs", [corpus], rows_per_shard=100_000)
-    many = run_pipeline(tmp_path / "many", "pairs", [corpus], rows_per_shard=7)
+    # Rule factors only: helpful's own factor set holds just length of them, so alignment compares all of them.
+    one = run_pipeline(tmp_path / "one", "pairs", [corpus], rows_per_shard=100_000, alignment_factors="all")
+    many = run_pipeline(tmp_path / "many", "pairs", [corpus], rows_per_shard=7, alignment_factors="all")
     assert len(list((tmp_path / "many" / "pairs" / "pairs").glob("part-*.parquet"))) >= 50
     for name in ("influence", "alignment", "replicates"):
         assert pq.read_table(one / f"{name}.parquet").equals(pq.read_table(many / f"{name}.parquet")), name

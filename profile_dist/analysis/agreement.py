@@ -1,16 +1,20 @@
 """Agreement maths of the two model settings: pure functions over plain sequences.
 
-- judge vs humans: accuracy and Cohen's kappa over the pairs both labelled;
+- judge vs humans: accuracy and Cohen's kappa over every judged pair (an order-inconsistent pair is a
+  tie), and over the position-consistent pairs only;
 - judge vs itself: position consistency (both orders give the same label);
 - manipulation check: Kendall tau-b between the target level and an independent rating.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Hashable, Sequence
 
 import numpy as np
+
+from profile_dist.analysis import stats
 
 
 def _check_lengths(x: Sequence, y: Sequence) -> None:
@@ -56,19 +60,38 @@ def position_consistency(first: Sequence[Hashable | None], second: Sequence[Hash
 
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
-    """Kendall's tau-b (ties corrected), O(n^2) over pairs: the manipulation check has at most a few
-    thousand generations per model. None when either variable is constant or fewer than 2 points."""
+    """Kendall's tau-b (ties corrected): ``stats.kendall_tau_b`` with None where it gives NaN (either
+    variable constant, or fewer than 2 points), the convention of the tables this module fills."""
     _check_lengths(x, y)
-    a = np.asarray(x, dtype=float)
-    b = np.asarray(y, dtype=float)
-    if a.size < 2:
+    value = stats.kendall_tau_b(np.asarray(x, dtype=float), np.asarray(y, dtype=float))
+    return None if math.isnan(value) else value
+
+
+def verdict(first: Hashable | None, second: Hashable | None) -> Hashable | None:
+    """The judge's verdict on a pair from its two (mapped-back) votes: the vote when both orders agree,
+    "tie" when they disagree (a judge that flips with the order has no preference), None when either
+    request failed (no verdict at all)."""
+    if first is None or second is None:
         return None
-    da = np.sign(a[:, None] - a[None, :])
-    db = np.sign(b[:, None] - b[None, :])
-    upper = np.triu_indices(a.size, k=1)
-    sa, sb = da[upper], db[upper]
-    n_a = np.count_nonzero(sa)  # pairs untied in x
-    n_b = np.count_nonzero(sb)
-    if n_a == 0 or n_b == 0:
-        return None
-    return float(np.sum(sa * sb) / np.sqrt(float(n_a) * float(n_b)))
+    return first if first == second else "tie"
+
+
+def verdict_agreement(first: Sequence[Hashable | None], second: Sequence[Hashable | None],
+                      reference: Sequence[Hashable]) -> dict[str, float | int | None]:
+    """Accuracy and Cohen's kappa of the judge against a reference labeler, twice:
+
+    - over every pair with a verdict (``verdict``: an inconsistent pair counts as a tie), the headline;
+    - over the position-consistent pairs only (``*_consistent_only``), which leaves out exactly the
+      pairs the judge could not decide and so overstates agreement; shown beside it, labelled.
+    """
+    _check_lengths(first, second)
+    _check_lengths(first, reference)
+    every = [(verdict(a, b), r) for a, b, r in zip(first, second, reference) if verdict(a, b) is not None]
+    consistent = [(a, r) for a, b, r in zip(first, second, reference) if a is not None and a == b]
+    out: dict[str, float | int | None] = {}
+    for suffix, rows in (("", every), ("_consistent_only", consistent)):
+        x, y = [j for j, _ in rows], [h for _, h in rows]
+        out[f"n_compared{suffix}"] = len(rows)
+        out[f"accuracy{suffix}"] = accuracy(x, y)
+        out[f"cohen_kappa{suffix}"] = cohen_kappa(x, y)
+    return out

@@ -71,6 +71,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     summary = reduce(
         args.pairs, args.annotations, args.output, factors=_split_list(args.factors),
         n_bootstrap=args.bootstrap, seed=args.seed, level=args.confidence, address=args.address,
+        alignment_factors=_split_list(args.alignment_factors),
     )
     print("\n".join(summary.lines()))
     return 0
@@ -220,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", required=True, nargs="+", help="annotations directory(ies)")
     p.add_argument("--output", required=True, help="results directory")
     p.add_argument("--factors", nargs="+", default=None, help="restrict to these factors (default: all annotated)")
+    p.add_argument("--alignment-factors", nargs="+", default=None, metavar="SET",
+                   help="factors alignment and the gap compare: 'task' (each task's factors, profile_dist/tasks.py), "
+                        "'all' (every reduced factor) or factor names (default: the --factors given, else 'task')")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200; 0 for none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")

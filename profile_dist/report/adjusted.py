@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 from profile_dist import schema, storage
+from profile_dist.report.results import ADDED_LATER, read_rows
 
 KEYS = ("labeler", "setting", "task", "factor")
 # (column, label): each becomes one panel beside plain tau.
@@ -28,7 +29,7 @@ def _rows(results_dir: str, name: str, table_schema) -> list[dict[str, Any]] | N
     path = storage.join(results_dir, f"{name}.parquet")
     if not storage.exists(path):
         return None
-    return storage.read_parquet(path, table_schema).to_pylist()
+    return read_rows(path, table_schema, ADDED_LATER.get(name, ()))
 
 
 def load_adjusted(results_dir: str) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from profile_dist.report.adjusted import load_adjusted, load_gap
 from profile_dist.report.drift import audit_drift
 from profile_dist.report.examples import deciding_pairs
 from profile_dist.report.gaps import from_gap_table, generation_gaps
-from profile_dist.report.markdown import source_label
+from profile_dist.report.markdown import JUDGE_AGREEMENT_EXPLAINED, alignment_notes, source_label
 from profile_dist.report.replicates import load_replicate_taus
 
 PLAIN_TAU = (
@@ -135,6 +135,27 @@ def _sources_table(data: dict[str, Any]) -> str:
     return f"<table class=\"data\"><tr><th>task</th><th>source</th><th>pairs with both values known</th></tr>{rows}</table>"
 
 
+def _alignment_notes(results: dict[str, Any], tasks: list[str]) -> str:
+    notes = [(task, line) for task in tasks for line in alignment_notes(results, task)]
+    return "".join(f"<p class=\"note alignment-note\" data-task=\"{_e(task)}\">Task {_e(task)}: {_e(line)}</p>" for task, line in notes)
+
+
+def _judge_table(rows: list[dict[str, Any]]) -> str:
+    columns = (("judge", "judge"), ("task", "task"), ("reference", "vs"), ("n_pairs", "pairs"), ("n_inconsistent", "inconsistent"),
+               ("n_failed", "failed"), ("position_consistency", "position consistency"),
+               ("accuracy", "accuracy (all judged)"), ("cohen_kappa", "Cohen's kappa (all judged)"),
+               ("accuracy_consistent_only", "accuracy (consistent only)"), ("cohen_kappa_consistent_only", "Cohen's kappa (consistent only)"))
+    head = "".join(f"<th>{_e(label)}</th>" for _, label in columns)
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"<td class=\"num\">{value:.3f}</td>"
+        return f"<td>{_e('n/a' if value is None else value)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(r.get(key)) for key, _ in columns) + "</tr>" for r in rows)
+    return f"<table class=\"data judge-agreement\"><tr>{head}</tr>{body}</table>"
+
+
 def render_html(data: dict[str, Any], results: dict[str, Any]) -> str:
     level = round(100 * data["meta"]["confidence_level"])
     script = _asset("report.js")
@@ -156,13 +177,16 @@ def render_html(data: dict[str, Any], results: dict[str, Any]) -> str:
         """<section id="factors"><h2>Humans vs models, factor by factor</h2>
 <p>Each factor's tau for every source side by side, with interval bars: where humans and a model part, the
 markers sit apart.</p><div id="forest-plots"></div></section>""",
-        """<section id="alignment"><h2>Alignment between sources</h2>
+        f"""<section id="alignment"><h2>Alignment between sources</h2>
 <p>Do two sources care about the same factors? A rank correlation of their taus over the task's factors
 (+1: same order; 0: unrelated; -1: opposite). Pick another metric at the top of the page.</p>
-<div id="alignment-plots"></div><h3>Generation-evaluation gap</h3>
+{_alignment_notes(results, tasks)}<div id="alignment-plots"></div><h3>Generation-evaluation gap</h3>
 <p>A model can judge like humans yet write unlike them (PROFILE's generation-evaluation gap). Per model seen in
 both settings: its alignment with humans as judge and as writer.</p><div id="gap-plots"></div></section>""",
     ]
+    if results.get("judge_agreement"):
+        sections.append(f"""<section id="judges"><h2>Models as judges: agreement with the reference labels</h2>
+<p>{_e(JUDGE_AGREEMENT_EXPLAINED)}</p>{_judge_table(results["judge_agreement"])}</section>""")
     if data["adjusted"]:
         sections.append("""<section id="adjusted"><h2>Adjusted vs plain effects</h2>
 <p>tau looks at one factor at a time, so a factor can borrow another's effect (longer answers also hold more

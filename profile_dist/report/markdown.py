@@ -29,6 +29,44 @@ def source_label(row: dict[str, Any]) -> str:
     return f"{row['labeler']}/{row['setting']}"
 
 
+JUDGE_AGREEMENT_EXPLAINED = (
+    "Each pair asked in both orders; position consistency = share of pairs where both orders agree. "
+    "Accuracy and Cohen's kappa against the reference labels: over all judged pairs (a pair whose two orders "
+    "disagree counts as a tie; failed requests left out), and over the position-consistent pairs only, which "
+    "leaves out the pairs the judge could not decide and so can overstate agreement."
+)
+
+
+def alignment_notes(results: dict[str, Any], task: str) -> list[str]:
+    """Which factors the task's comparisons use, and on which pairs a judge met the labels it judged."""
+    if len({source_label(r) for r in results["influence"] if r["task"] == task}) < 2:
+        return []  # nothing to compare
+    manifest = (results.get("reduce") or {}).get("alignment") or {}
+    rows = [a for a in results["alignment"] if a["task"] == task]
+    names = (manifest.get("factors") or {}).get(task)
+    if names is None and rows:
+        names = rows[0]["factors"].split(",")
+    lines = []
+    if names is not None:
+        reduced = (results.get("reduce") or {}).get("factors") or []
+        left_out = [f for f in reduced if f not in names]
+        described = manifest.get("described") or (rows[0]["factor_set"] if rows else "")
+        lines.append(f"Factors compared ({described}), the same on both sides and in the gap: {', '.join(names) or 'none'}."
+                     + (f" Not compared: {', '.join(left_out)} (`reduce --alignment-factors` widens the set)." if left_out else ""))
+        if not rows:
+            lines.append("No alignment: fewer than 2 of these factors have a tau for two sources. Annotate the task's "
+                         "LLM factors, or widen the set with `reduce --alignment-factors all`.")
+    seen = set()
+    for a in rows:
+        if a["pairs"] != "intersection" or (a["source_x"], a["source_y"]) in seen:
+            continue
+        seen.add((a["source_x"], a["source_y"]))
+        lines.append(f"{a['source_x']} vs {a['source_y']}: compared on the {a['n_pairs']} judged pairs both decided; "
+                     f"{a['source_x']} left out {a['n_dropped_x']}" + (f" ({a['dropped_x']})" if a["dropped_x"] else "")
+                     + f", {a['source_y']} left out {a['n_dropped_y']}" + (f" ({a['dropped_y']})" if a["dropped_y"] else "") + ".")
+    return lines
+
+
 def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
@@ -38,13 +76,14 @@ def settings_section(results: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     agreement = results.get("judge_agreement") or []
     if agreement:
-        lines += ["## Models as judges (evaluation setting)", "",
-                  "Each pair asked in both orders; position consistency = share of pairs where both orders agree.", "",
-                  "| judge | task | vs | pairs | inconsistent | failed | position consistency | accuracy | Cohen's kappa |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["## Models as judges (evaluation setting)", "", JUDGE_AGREEMENT_EXPLAINED, "",
+                  "| judge | task | vs | pairs | inconsistent | failed | position consistency "
+                  "| accuracy (all judged) | Cohen's kappa (all judged) | accuracy (consistent only) | Cohen's kappa (consistent only) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in agreement:
             lines.append(f"| {r['judge']} | {r['task']} | {r['reference']} | {r['n_pairs']} | {r['n_inconsistent']} | {r['n_failed']} "
-                         f"| {_share(r['position_consistency'])} | {_share(r['accuracy'])} | {_share(r['cohen_kappa'])} |")
+                         f"| {_share(r['position_consistency'])} | {_share(r['accuracy'])} | {_share(r['cohen_kappa'])} "
+                         f"| {_share(r.get('accuracy_consistent_only'))} | {_share(r.get('cohen_kappa_consistent_only'))} |")
         lines.append("")
     checks = results.get("manipulation_check") or []
     if checks:
@@ -92,11 +131,15 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
         ))
         lines.append("")
         alignment = [a for a in results["alignment"] if a["task"] == task]
+        notes = alignment_notes(results, task)
+        if alignment or notes:
+            lines += ["### Alignment between sources", ""] + [f"{n}\n" for n in notes]
         if alignment:
-            lines += ["### Alignment between sources", "", "| source x | source y | factors | metric | value [95% CI] |", "|---|---|---|---|---|"]
+            lines += ["| source x | source y | pairs | factors | metric | value [95% CI] |", "|---|---|---|---|---|---|"]
             for a in alignment:
                 ci = f" [{_fmt(a['ci_low'], 2)}, {_fmt(a['ci_high'], 2)}]" if a["ci_low"] is not None else ""
-                lines.append(f"| {a['source_x']} | {a['source_y']} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
+                pairs = f"{a['n_pairs']} both decided" if a["pairs"] == "intersection" else "each its own"
+                lines.append(f"| {a['source_x']} | {a['source_y']} | {pairs} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
             lines.append("")
     lines += adjusted_section(results.get("adjusted") or [])
     lines += settings_section(results)

@@ -2,7 +2,8 @@
 
 The reduce manifest names its pairs and annotations directories; judge outputs there carry
 ``judge_agreement.parquet``, generate outputs ``manipulation_check.parquet``, and every LLM stage's
-manifest its spend per model. Nothing here needs the reduce to know about these stages.
+manifest its spend per model. Nothing here needs the reduce to know about these stages. A judge output
+written before the consistent-only agreement columns existed still reads (those columns as None).
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from typing import Any
 
 from profile_dist import schema, storage
 from profile_dist.llm.step import COST_KEYS
+from profile_dist.report.results import read_rows
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+#: Columns added after the table first shipped: an older output reads as None there (its report says n/a).
+_ADDED_LATER = {"judge_agreement": ("n_compared_consistent_only", "accuracy_consistent_only", "cohen_kappa_consistent_only")}
 
 
 def _annotate_costs(directory: str) -> list[dict[str, Any]]:
@@ -50,7 +56,7 @@ def settings_results(reduce_manifest: dict[str, Any]) -> dict[str, list[dict[str
                                    ("manipulation_check", schema.MANIPULATION_CHECK)):
             path = storage.join(directory, f"{name}.parquet")
             if storage.exists(path):
-                out[name] += [_clean(r) for r in storage.read_parquet(path, table_schema).to_pylist()]
+                out[name] += [_clean(r) for r in read_rows(path, table_schema, _ADDED_LATER.get(name, ()))]
         manifest_path = storage.join(directory, "_manifest.json")
         if storage.exists(manifest_path):
             manifest = storage.read_json(manifest_path)

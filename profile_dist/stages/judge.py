@@ -15,8 +15,11 @@ in either order is dropped the same way.
 
 Output: an ingest-shaped directory whose pairs have labeler = the model and setting = evaluation and reuse
 the input's prompt and response ids (so the input's annotations apply unchanged), plus
-``judgments.parquet`` (every raw vote, schema.JUDGMENTS) and ``judge_agreement.parquet`` (position
-consistency, accuracy and Cohen's kappa against the human labels of the same pairs, per task).
+``judgments.parquet`` (every raw vote, schema.JUDGMENTS), ``judge_agreement.parquet`` (position
+consistency, accuracy and Cohen's kappa against the human labels of the same pairs, per task: over every
+judged pair with an inconsistent pair counted as a tie, and over the consistent pairs only) and
+``judged_pairs.parquet`` (schema.JUDGED_PAIRS: per judged pair its reference label beside the judge's, which
+the reduce uses to compare the judge and the reference on the pairs both decided).
 The reply cache (``OUTPUT/_llm_cache`` by default) makes a rerun or a resumed run pay only for what is missing.
 """
 
@@ -71,7 +74,10 @@ class JudgeSummary:
             def fmt(v: float | None) -> str:
                 return "n/a" if v is None else f"{v:.3f}"
             out.append(f"  {row['task']}: position consistency {fmt(row['position_consistency'])}, vs {row['reference']}: "
-                       f"accuracy {fmt(row['accuracy'])}, Cohen's kappa {fmt(row['cohen_kappa'])} (n = {row['n_compared']})")
+                       f"accuracy {fmt(row['accuracy'])}, Cohen's kappa {fmt(row['cohen_kappa'])} over all "
+                       f"{row['n_compared']} judged pairs (inconsistent = tie); consistent pairs only: accuracy "
+                       f"{fmt(row['accuracy_consistent_only'])}, kappa {fmt(row['cohen_kappa_consistent_only'])} "
+                       f"(n = {row['n_compared_consistent_only']})")
         if self.llm:
             out.append("  llm: " + ", ".join(f"{k}={v}" for k, v in self.llm.items()))
         return out
@@ -133,9 +139,10 @@ def vote_of(order: str, result: Any) -> str | None:
     return _VOTE[order][result.value["preferred"]]
 
 
-def agreement_rows(judge: str, chosen: pl.DataFrame, votes: dict[str, tuple[str | None, str | None]],
-                   kept: dict[str, str]) -> list[dict[str, Any]]:
-    """Per task: consistency over both votes, and accuracy/kappa of the kept label vs the reference label."""
+def agreement_rows(judge: str, chosen: pl.DataFrame, votes: dict[str, tuple[str | None, str | None]]) -> list[dict[str, Any]]:
+    """Per task: consistency over both votes, and accuracy/kappa of the judge's verdict vs the reference label
+    over every judged pair (an inconsistent pair is a tie, whatever the ``inconsistent`` policy kept) and over
+    the consistent pairs only (``agreement.verdict_agreement``)."""
     rows = []
     is_reference = (chosen["labeler"] == REFERENCE[0]) & (chosen["setting"] == REFERENCE[1])
     for task in sorted(set(chosen["task"])):
@@ -143,17 +150,34 @@ def agreement_rows(judge: str, chosen: pl.DataFrame, votes: dict[str, tuple[str 
         ref_part = chosen.filter((pl.col("task") == task) & is_reference)
         first = [votes[p][0] for p in part["pair_id"]]
         second = [votes[p][1] for p in part["pair_id"]]
-        judged = [(kept[p], label) for p, label in zip(ref_part["pair_id"], ref_part["label"]) if p in kept]
-        x, y = [j for j, _ in judged], [h for _, h in judged]
+        compared = agreement.verdict_agreement([votes[p][0] for p in ref_part["pair_id"]],
+                                               [votes[p][1] for p in ref_part["pair_id"]], ref_part["label"].to_list())
         failed = sum(a is None or b is None for a, b in zip(first, second))
         rows.append({
             "judge": judge, "task": task, "reference": "/".join(REFERENCE), "n_pairs": part.height,
             "n_failed": failed,
             "n_inconsistent": sum(a is not None and b is not None and a != b for a, b in zip(first, second)),
-            "position_consistency": agreement.position_consistency(first, second),
-            "n_compared": len(judged), "accuracy": agreement.accuracy(x, y), "cohen_kappa": agreement.cohen_kappa(x, y),
+            "position_consistency": agreement.position_consistency(first, second), **compared,
         })
     return rows
+
+
+def judged_pairs_table(judge: str, chosen: pl.DataFrame, votes: dict[str, tuple[str | None, str | None]],
+                       kept: dict[str, str]) -> pa.Table:
+    """schema.JUDGED_PAIRS: each judged pair's reference label beside the label the judge's pairs carry."""
+    def outcome(pair_id: str) -> str:
+        first, second = votes[pair_id]
+        return "failed" if first is None or second is None else "consistent" if first == second else "inconsistent"
+
+    frame = chosen.select(
+        pl.col("pair_id").alias("reference_pair_id"),
+        pl.concat_str("labeler", pl.lit("/"), "setting").alias("reference"), pl.col("label").alias("reference_label"),
+        pl.lit(judge).alias("judge"),
+        pl.col("pair_id").replace_strict(kept, default=None, return_dtype=pl.String).alias("label"),
+        pl.col("pair_id").map_elements(outcome, return_dtype=pl.String).alias("outcome"),
+        "task", "prompt_id", "response_a_id", "response_b_id",
+    )
+    return schema.conform(frame.to_arrow(), schema.JUDGED_PAIRS, where="judged_pairs")
 
 
 def judge(
@@ -237,7 +261,7 @@ def judge(
         for name in schema.PAIRS.names:
             out_pairs[name].append(values[name])
     summary.n_kept = len(kept)
-    summary.agreement = agreement_rows(labeler, chosen, votes, kept)
+    summary.agreement = agreement_rows(labeler, chosen, votes)
     summary.llm = {k: spend[k] for k in ("requests", "sent", "cached", "failed", "input_tokens", "output_tokens", "spend")}
 
     tables = {
@@ -246,7 +270,8 @@ def judge(
         "rejected": pa.Table.from_pydict(dict(rejected), schema=schema.REJECTED) if rejected else schema.REJECTED.empty_table(),
     }
     extra = {"judgments": pa.Table.from_pydict(judgment_rows, schema=schema.JUDGMENTS),
-             "judge_agreement": pa.Table.from_pylist(summary.agreement, schema=schema.JUDGE_AGREEMENT)}
+             "judge_agreement": pa.Table.from_pylist(summary.agreement, schema=schema.JUDGE_AGREEMENT),
+             "judged_pairs": judged_pairs_table(labeler, chosen, votes, kept)}
     manifest = {
         "stage": "judge", "input": pairs, "endpoint": endpoint.name, "model": endpoint.model, "labeler": labeler,
         "setting": "evaluation", "prompt_version": prompt.version,

@@ -12,6 +12,7 @@ bit-identical however the corpus is sharded and in whatever order the shards fin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import sys
@@ -29,6 +30,7 @@ from tqdm import tqdm
 from profile_dist import schema, storage
 from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.analysis.partials import (
     DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_counts, replicate_taus, replicate_weights,
 )
@@ -106,31 +108,103 @@ class PairsShardReader:
         for labeler, setting, task, n in pairs.filter(pl.col("label") == "tie").group_by(["labeler", "setting", "task"]).len().iter_rows():
             skipped[(labeler, setting, task, "", "tie label (no preference)")] += n
         decided = pairs.filter(pl.col("label") != "tie")
-        wanted = list(dict.fromkeys([*factors, self.length_factor]))
-        response_ids = pl.concat([decided["response_a_id"], decided["response_b_id"]]).unique().to_arrow()
-        values = _factor_values(list(self.annotation_files), response_ids, wanted) if decided.height else None
-        n, n_factors = decided.height, len(factors)
-        if values is None:
-            a_vals = b_vals = np.empty((0, len(wanted)))
-        else:
-            joined = (
-                decided.select("response_a_id", "response_b_id")
-                .join(values.rename({f: f"a__{f}" for f in wanted}), left_on="response_a_id", right_on="response_id", how="left", maintain_order="left")
-                .join(values.rename({f: f"b__{f}" for f in wanted}), left_on="response_b_id", right_on="response_id", how="left", maintain_order="left")
-            )
-            a_vals = joined.select(f"a__{f}" for f in wanted).to_numpy().astype(np.float64)
-            b_vals = joined.select(f"b__{f}" for f in wanted).to_numpy().astype(np.float64)
-        a_pref = (decided["label"] == "a").to_numpy()[:, None]
-        diffs = np.where(a_pref, a_vals - b_vals, b_vals - a_vals)[:, :n_factors]
-        length_a, length_b = a_vals[:, -1], b_vals[:, -1]
-        with np.errstate(invalid="ignore"):
-            matched = np.abs(length_a - length_b) <= self.length_tolerance * np.maximum(length_a, length_b)
+        diffs, matched = oriented_diffs(decided, self.annotation_files, factors, self.length_factor, self.length_tolerance)
         groups, index = group_codes(decided)
         unit_column = BOOTSTRAP_UNITS[self.bootstrap_unit]
         pair_hash = stats.id_hashes(decided["pair_id"].to_arrow())
         unit_hash = pair_hash if unit_column == "pair_id" else stats.id_hashes(decided[unit_column].to_arrow())
-        assert diffs.shape == (n, n_factors)
-        return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched & ~np.isnan(length_a - length_b), skipped)
+        return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched, skipped)
+
+
+def oriented_diffs(decided: pl.DataFrame, annotation_files: tuple[str, ...], factors: tuple[str, ...],
+                   length_factor: str, length_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per decided pair (label "a" or "b"): f(preferred) - f(other) per factor, NaN where a value is unknown,
+    and whether its two responses are length-matched."""
+    wanted = list(dict.fromkeys([*factors, length_factor]))
+    n, n_factors = decided.height, len(factors)
+    if n == 0:
+        a_vals = b_vals = np.empty((0, len(wanted)))
+    else:
+        response_ids = pl.concat([decided["response_a_id"], decided["response_b_id"]]).unique().to_arrow()
+        values = _factor_values(list(annotation_files), response_ids, wanted)
+        joined = (
+            decided.select("response_a_id", "response_b_id")
+            .join(values.rename({f: f"a__{f}" for f in wanted}), left_on="response_a_id", right_on="response_id", how="left", maintain_order="left")
+            .join(values.rename({f: f"b__{f}" for f in wanted}), left_on="response_b_id", right_on="response_id", how="left", maintain_order="left")
+        )
+        a_vals = joined.select(f"a__{f}" for f in wanted).to_numpy().astype(np.float64)
+        b_vals = joined.select(f"b__{f}" for f in wanted).to_numpy().astype(np.float64)
+    a_pref = (decided["label"] == "a").to_numpy()[:, None]
+    diffs = np.where(a_pref, a_vals - b_vals, b_vals - a_vals)[:, :n_factors]
+    length_a, length_b = a_vals[:, -1], b_vals[:, -1]
+    with np.errstate(invalid="ignore"):
+        matched = np.abs(length_a - length_b) <= length_tolerance * np.maximum(length_a, length_b)
+    assert diffs.shape == (n, n_factors)
+    return diffs, matched & ~np.isnan(length_a - length_b)
+
+
+#: Why a judged pair is not one both sides decided, per side.
+_REFERENCE_DROP = "tie label (no preference)"
+_JUDGE_DROP = (  # the first matching condition on (outcome, label in the judge's pairs) names the reason
+    (pl.col("outcome") == "failed", "judge request failed in at least one order"),
+    ((pl.col("outcome") == "inconsistent") & pl.col("label").is_null(), "position-inconsistent (policy drop)"),
+    ((pl.col("outcome") == "inconsistent") & (pl.col("label") == "tie"), "position-inconsistent (policy tie)"),
+    (pl.col("label") == "tie", "tie verdict (no preference)"),
+)
+
+
+def _judge_drop_reason() -> pl.Expr:
+    expr = pl.when(_JUDGE_DROP[0][0]).then(pl.lit(_JUDGE_DROP[0][1]))
+    for condition, reason in _JUDGE_DROP[1:]:
+        expr = expr.when(condition).then(pl.lit(reason))
+    return expr.otherwise(pl.lit(None, dtype=pl.String))
+
+
+JUDGED_PAIRS_FILE = "judged_pairs.parquet"
+#: A pairs column of the bootstrap unit -> the judged_pairs column with the same value: both sides of a judged
+#: pair hash the reference (human) pair, so they share its bucket, and its weight, with the human's own tau.
+_JUDGED_UNIT_COLUMNS = {"pair_id": "reference_pair_id", "prompt_id": "prompt_id"}
+
+
+@dataclass(frozen=True)
+class JudgedPairsReader:
+    """A judge output's judged_pairs.parquet: the judge and its reference on the pairs BOTH decided.
+
+    Each judged pair that both the reference (a non-tie label) and the judge (a kept non-tie label) decided
+    gives two rows, one per side, in groups (side, other side, task); both rows hash the reference pair
+    (or its prompt), so replicate b reweights the two sides' pairs identically and their replicates, like
+    their point values, come from the same pairs. Every other judged pair is counted, per side, under
+    the reason that side left it out (``skipped``). Everything stays a per-row, additive statistic.
+    """
+
+    name: str  # the judged_pairs.parquet path
+    annotation_files: tuple[str, ...]
+    bootstrap_unit: str = "pair"
+    length_factor: str = DEFAULT_LENGTH_FACTOR
+    length_tolerance: float = DEFAULT_LENGTH_TOLERANCE
+
+    def read(self, factors: tuple[str, ...]) -> DiffBatch:
+        judged = pl.from_arrow(storage.read_parquet(self.name, schema.JUDGED_PAIRS))
+        judge_source = pl.concat_str("judge", pl.lit("/evaluation"))
+        skipped: Counter = Counter()
+        ties = judged.filter(pl.col("reference_label") == "tie").with_columns(judge_source.alias("other"))
+        for side, other, task, n in ties.group_by(["reference", "other", "task"]).len().iter_rows():
+            skipped[(side, other, task, "", _REFERENCE_DROP)] += n
+        dropped = judged.with_columns(judge_source.alias("side"), _judge_drop_reason().alias("reason")).drop_nulls("reason")
+        for side, other, task, reason, n in dropped.group_by(["side", "reference", "task", "reason"]).len().iter_rows():
+            skipped[(side, other, task, "", reason)] += n
+        both = judged.filter((pl.col("reference_label") != "tie") & pl.col("label").is_in(["a", "b"]))
+        columns = ["labeler", "setting", "task", "label", "response_a_id", "response_b_id", "reference_pair_id", "prompt_id"]
+        sides = pl.concat([  # labeler/setting hold (this side, other side) so that group_codes applies
+            both.with_columns(labeler=pl.col("reference"), setting=judge_source, label=pl.col("reference_label")).select(columns),
+            both.with_columns(labeler=judge_source, setting=pl.col("reference")).select(columns),
+        ])
+        diffs, matched = oriented_diffs(sides, self.annotation_files, factors, self.length_factor, self.length_tolerance)
+        groups, index = group_codes(sides)
+        unit_column = _JUDGED_UNIT_COLUMNS[BOOTSTRAP_UNITS[self.bootstrap_unit]]
+        pair_hash = stats.id_hashes(sides["reference_pair_id"].to_arrow())
+        unit_hash = pair_hash if unit_column == "reference_pair_id" else stats.id_hashes(sides[unit_column].to_arrow())
+        return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched, skipped)
 
 
 def reduce_shard(reader: ShardReader, config: ReduceConfig) -> Partial:
@@ -267,47 +341,117 @@ def _task_sources(results: Results) -> dict[str, dict[tuple[str, str], GroupKey]
     return by_task
 
 
-def _alignment_samples(results: Results, x: GroupKey, y: GroupKey, top_k: int) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
-    """Point metrics, per-replicate metrics (from the same replicate draws) and the defined-factor count."""
-    if (x, y, top_k) in results._alignment_cache:
-        return results._alignment_cache[(x, y, top_k)]
-    tx, ty = results.tau[x], results.tau[y]
+@dataclass(frozen=True)
+class Comparison:
+    """Where the two taus of a comparison come from: each source's own pairs ("separate"), or, for a judge
+    and the labels it judged, the pairs both decided ("intersection", from the judged-pairs partial)."""
+
+    results: Results
+    x: GroupKey
+    y: GroupKey
+    pairs: str
+    n_pairs: int | None = None  # pairs both decided (intersection only)
+    dropped_x: dict[str, int] = field(default_factory=dict)  # reason -> judged pairs source x left out
+    dropped_y: dict[str, int] = field(default_factory=dict)
+
+
+def _compared_keys(compared: Results | None) -> dict[GroupKey, dict[str, int]]:
+    """(side, other side, task) of the judged-pairs partial -> its dropped pairs per reason."""
+    if compared is None:
+        return {}
+    keys: dict[GroupKey, dict[str, int]] = {key: {} for key in compared.merged.groups}
+    for (side, other, task, factor, reason), n in sorted(compared.merged.skipped.items()):
+        if not factor:  # pair-level drops; per-factor missing values are the same on both sides
+            keys.setdefault((side, other, task), {})[reason] = n
+    return keys
+
+
+def comparison(results: Results, compared: Results | None, task: str, sx: tuple[str, str], sy: tuple[str, str]) -> Comparison:
+    """Compare sx and sy on the same pairs where the judged-pairs partial has them, else on their own pairs."""
+    keys = _compared_keys(compared)
+    kx, ky = (source_name(*sx), source_name(*sy), task), (source_name(*sy), source_name(*sx), task)
+    if compared is None or kx not in keys or ky not in keys:
+        return Comparison(results, (*sx, task), (*sy, task), "separate")
+    group = compared.merged.groups.get(kx)
+    n_pairs = int(group.totals[0].sum()) if group is not None and len(compared.factors) else 0
+    return Comparison(compared, kx, ky, "intersection", n_pairs, keys[kx], keys[ky])
+
+
+def _alignment_samples(c: Comparison, columns: tuple[int, ...], top_k: int) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
+    """Point metrics over ``columns`` (the factor set), per-replicate metrics (from the same replicate
+    draws) and the defined-factor count."""
+    results = c.results
+    if c.x not in results.tau or c.y not in results.tau:  # no pair both decided
+        return {m: float("nan") for m in schema.ALIGNMENT_METRICS}, {m: np.empty(0) for m in schema.ALIGNMENT_METRICS}, 0
+    cache_key = (c.x, c.y, columns, top_k)
+    if cache_key in results._alignment_cache:
+        return results._alignment_cache[cache_key]
+    index = list(columns)
+    tx, ty = results.tau[c.x][index], results.tau[c.y][index]
     point = stats.alignment_metrics(tx, ty, top_k)
     n_defined = int(np.sum(~(np.isnan(tx) | np.isnan(ty))))
-    rx, ry = results.replicate_tau[x], results.replicate_tau[y]
+    rx, ry = results.replicate_tau[c.x][:, index], results.replicate_tau[c.y][:, index]
     samples = {m: np.empty(len(rx)) for m in schema.ALIGNMENT_METRICS}
     for r in range(len(rx)):
         for metric, value in stats.alignment_metrics(rx[r], ry[r], top_k).items():
             samples[metric][r] = value
-    results._alignment_cache[(x, y, top_k)] = (point, samples, n_defined)
+    results._alignment_cache[cache_key] = (point, samples, n_defined)
     return point, samples, n_defined
 
 
-def alignment_table(results: Results, top_k: int = 3) -> pa.Table:
+@dataclass(frozen=True)
+class FactorSets:
+    """The factors every comparison of a task is made over (``factor_sets.AlignmentFactors`` applied)."""
+
+    rule: AlignmentFactors
+    by_task: dict[str, tuple[str, ...]]
+    columns: dict[str, tuple[int, ...]]  # the same, as indices into the reduced factors
+
+    @classmethod
+    def of(cls, rule: AlignmentFactors, factors: tuple[str, ...], tasks: Iterable[str]) -> "FactorSets":
+        by_task = {task: rule.for_task(task, factors) for task in sorted(set(tasks))}
+        return cls(rule, by_task, {task: tuple(factors.index(f) for f in names) for task, names in by_task.items()})
+
+
+def _dropped_text(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(dropped.items()))
+
+
+def alignment_table(results: Results, factor_sets: FactorSets, compared: Results | None = None, top_k: int = 3) -> pa.Table:
     rows = []
     for task, sources in sorted(_task_sources(results).items()):
         for sx, sy in itertools.combinations(sorted(sources), 2):
-            point, samples, n_defined = _alignment_samples(results, sources[sx], sources[sy], top_k)
+            c = comparison(results, compared, task, sx, sy)
+            point, samples, n_defined = _alignment_samples(c, factor_sets.columns[task], top_k)
             if n_defined < 2:
                 continue
             for metric in schema.ALIGNMENT_METRICS:
-                low, high = results.interval(samples[metric])
+                low, high = c.results.interval(samples[metric])
                 rows.append({
                     "task": task, "source_x": source_name(*sx), "source_y": source_name(*sy), "n_factors": n_defined,
                     "metric": metric, "value": _none_if_nan(point[metric]), "ci_low": low, "ci_high": high,
+                    "factor_set": factor_sets.rule.rule, "factors": ",".join(factor_sets.by_task[task]),
+                    "pairs": c.pairs, "n_pairs": c.n_pairs,
+                    "n_dropped_x": sum(c.dropped_x.values()) if c.pairs == "intersection" else None,
+                    "n_dropped_y": sum(c.dropped_y.values()) if c.pairs == "intersection" else None,
+                    "dropped_x": _dropped_text(c.dropped_x) if c.pairs == "intersection" else None,
+                    "dropped_y": _dropped_text(c.dropped_y) if c.pairs == "intersection" else None,
                 })
     return pa.Table.from_pylist(rows, schema=schema.ALIGNMENT)
 
 
-def gap_table(results: Results, top_k: int = 3) -> pa.Table:
-    """alignment(human, M/evaluation) - alignment(human, M/generation), replicate by replicate."""
+def gap_table(results: Results, factor_sets: FactorSets, compared: Results | None = None, top_k: int = 3) -> pa.Table:
+    """alignment(human, M/evaluation) - alignment(human, M/generation), replicate by replicate, over the
+    task's factor set; the evaluation term on the pairs both decided where the judged pairs are known."""
     rows = []
     for task, sources in sorted(_task_sources(results).items()):
         humans = sorted(s for s in sources if s[1] == "human")
         models = sorted({s[0] for s in sources if (s[0], "evaluation") in sources and (s[0], "generation") in sources})
         for human, model in itertools.product(humans, models):
-            ev, ev_samples, n_ev = _alignment_samples(results, sources[human], sources[(model, "evaluation")], top_k)
-            gen, gen_samples, n_gen = _alignment_samples(results, sources[human], sources[(model, "generation")], top_k)
+            c_ev = comparison(results, compared, task, human, (model, "evaluation"))
+            c_gen = comparison(results, compared, task, human, (model, "generation"))
+            ev, ev_samples, n_ev = _alignment_samples(c_ev, factor_sets.columns[task], top_k)
+            gen, gen_samples, n_gen = _alignment_samples(c_gen, factor_sets.columns[task], top_k)
             if min(n_ev, n_gen) < 2:
                 continue
             for metric in schema.ALIGNMENT_METRICS:
@@ -316,6 +460,7 @@ def gap_table(results: Results, top_k: int = 3) -> pa.Table:
                     "task": task, "reference": source_name(*human), "model": model, "metric": metric,
                     "evaluation": _none_if_nan(ev[metric]), "generation": _none_if_nan(gen[metric]),
                     "gap": _none_if_nan(ev[metric] - gen[metric]), "ci_low": low, "ci_high": high,
+                    "factors": ",".join(factor_sets.by_task[task]), "evaluation_pairs": c_ev.pairs,
                 })
     return pa.Table.from_pylist(rows, schema=schema.GAP)
 
@@ -402,12 +547,16 @@ def _annotated_factors(annotation_files: list[str]) -> list[str]:
     return sorted(set(pl.from_arrow(table)["factor"].unique().to_list()))
 
 
-def result_tables(merged: Partial, *, level: float = 0.95, penalty: float = adjusted.DEFAULT_PENALTY, ingest_rejected: Counter | None = None) -> dict[str, pa.Table]:
+def result_tables(merged: Partial, *, level: float = 0.95, penalty: float = adjusted.DEFAULT_PENALTY, ingest_rejected: Counter | None = None,
+                  alignment_factors: AlignmentFactors = AlignmentFactors(), compared: Partial | None = None) -> dict[str, pa.Table]:
+    """Every table of the reduce; ``compared``: the judged-pairs partial (``JudgedPairsReader``), if any."""
     results = Results.from_partial(merged, level)
+    compared_results = Results.from_partial(compared, level) if compared is not None else None
+    factor_sets = FactorSets.of(alignment_factors, results.factors, (key[2] for key in merged.groups))
     return {
         "influence": influence_table(results),
-        "alignment": alignment_table(results),
-        "gap": gap_table(results),
+        "alignment": alignment_table(results, factor_sets, compared_results),
+        "gap": gap_table(results, factor_sets, compared_results),
         "adjusted": adjusted_table(results, penalty=penalty),
         "skipped": skipped_table(merged, ingest_rejected or Counter()),
         "replicates": replicates_table(results),
@@ -473,7 +622,11 @@ def reduce(
     sample_size: int = ReduceConfig.sample_size,
     penalty: float = adjusted.DEFAULT_PENALTY,
     length_tolerance: float = DEFAULT_LENGTH_TOLERANCE,
+    alignment_factors: str | list[str] | None = None,
 ) -> ReduceSummary:
+    """``alignment_factors``: which factors alignment and the gap use ("task", "all" or names; see
+    factor_sets.AlignmentFactors.parse). A judge output's judged_pairs.parquet makes its comparison with
+    the labels it judged use the pairs both decided."""
     if n_bootstrap < 0:
         raise ConfigError("--bootstrap must be 0 or more")
     if bootstrap_unit not in BOOTSTRAP_UNITS:
@@ -490,6 +643,10 @@ def reduce(
         if unknown:
             raise ConfigError(f"factor(s) {', '.join(unknown)} not found in the annotations (annotated: {', '.join(available)})")
     chosen = tuple(factors) if factors else tuple(available)
+    alignment_rule = AlignmentFactors.parse(alignment_factors, factors=factors)
+    outside = [f for f in alignment_rule.given if f not in chosen]
+    if outside:
+        raise ConfigError(f"alignment factor(s) {', '.join(outside)} not among the reduced factors ({', '.join(chosen)})")
     try:
         config = ReduceConfig(chosen, n_bootstrap=n_bootstrap, seed=seed, n_buckets=n_buckets, sample_size=sample_size)
     except ValueError as exc:
@@ -501,14 +658,26 @@ def reduce(
     ]
     check_unique_pairs(pairs_shards)
     merged = map_reduce(readers, config, progress=progress, total=len(readers))
+    judged = [storage.join(d, JUDGED_PAIRS_FILE) for d in pairs_dirs if storage.exists(storage.join(d, JUDGED_PAIRS_FILE))]
+    compared = map_reduce(
+        [JudgedPairsReader(f, tuple(annotation_files), bootstrap_unit=bootstrap_unit, length_tolerance=length_tolerance) for f in judged],
+        dataclasses.replace(config, sample_size=0), progress=progress, total=len(judged),
+    ) if judged else None
     rejected, notes = _ingest_rejected(pairs_dirs)
-    tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected)
+    tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected,
+                           alignment_factors=alignment_rule, compared=compared)
     for name, table in tables.items():
         storage.write_parquet_atomic(table, storage.join(output, f"{name}.parquet"))
     storage.write_json_atomic({
         "stage": "reduce", "pairs": pairs_dirs, "annotations": annotation_dirs, "factors": list(chosen),
         "n_bootstrap": n_bootstrap, "seed": seed, "confidence_level": level, "pairs_shards": len(pairs_shards),
         "ingest_notes": notes, "bootstrap": {"scheme": "bucketed Poisson", "unit": bootstrap_unit, "n_buckets": n_buckets},
+        "alignment": {
+            "factor_set": alignment_rule.rule, "described": alignment_rule.describe(),
+            "factors": {task: list(names) for task, names in
+                        FactorSets.of(alignment_rule, chosen, (key[2] for key in merged.groups)).by_task.items()},
+            "judged_pairs": judged,
+        },
         "adjusted": {"model": "penalised logistic Bradley-Terry", "penalty": penalty, "sample_size": sample_size,
                      "length_tolerance": length_tolerance},
     }, storage.join(output, "_manifest.json"))

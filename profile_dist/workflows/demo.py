@@ -94,7 +94,9 @@ def demo_job(output: str, data_dir: str | None = None, bootstrap: int = 200) -> 
         corpora = [CorpusConfig(name="demo", format="pairs", input=[corpus])]
     else:
         corpora = shared_data_corpora(data_dir)
-    return JobConfig(output=output, corpora=corpora, bootstrap=bootstrap)
+    # Rule factors only (no network): helpful's own factor set is mostly LLM-scored, so the demo compares sources
+    # over every annotated factor (the report names the set).
+    return JobConfig(output=output, corpora=corpora, bootstrap=bootstrap, alignment_factors="all")
 
 
 def shared_data_corpora(data_dir: str) -> list[CorpusConfig]:

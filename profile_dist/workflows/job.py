@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from profile_dist import storage
 from profile_dist.errors import ConfigError
+from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import LLM_CALL_MODES, annotate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
@@ -65,6 +66,7 @@ class JobConfig:
     factors: list[str] | None = None
     bootstrap: int = 200
     seed: int = 0
+    alignment_factors: str | list[str] | None = None  # reduce: "task" (default), "all" or factor names
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     address: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -115,12 +117,17 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     annotate_cfg = raw.get("annotate") or {}
     _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls"}, f"{where}: annotate")
     reduce_cfg = raw.get("reduce") or {}
-    _check_keys(reduce_cfg, {"bootstrap", "seed"}, f"{where}: reduce")
+    _check_keys(reduce_cfg, {"bootstrap", "seed", "alignment_factors"}, f"{where}: reduce")
     job = JobConfig(
         output=str(raw["output"]), corpora=corpora, factors=annotate_cfg.get("factors"),
         bootstrap=int(reduce_cfg.get("bootstrap", 200)), seed=int(reduce_cfg.get("seed", 0)),
         rows_per_shard=int(raw.get("rows_per_shard", DEFAULT_ROWS_PER_SHARD)), address=raw.get("address"),
+        alignment_factors=reduce_cfg.get("alignment_factors"),
     )
+    try:  # a bad value fails the job before any work
+        AlignmentFactors.parse(job.alignment_factors)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: reduce: {exc}") from None
     _parse_settings(raw, annotate_cfg, job, where)
     return job
 
@@ -211,7 +218,8 @@ def run_job(job: JobConfig, *, address: str | None = None, say: Callable[[str], 
     pairs_dirs += more_pairs
     annotation_dirs += more_annotations
     results_dir = storage.join(job.output, "results")
-    summary = reduce(pairs_dirs, annotation_dirs, results_dir, n_bootstrap=job.bootstrap, seed=job.seed, address=address, progress=progress)
+    summary = reduce(pairs_dirs, annotation_dirs, results_dir, n_bootstrap=job.bootstrap, seed=job.seed, address=address,
+                     progress=progress, alignment_factors=job.alignment_factors)
     for line in summary.lines():
         say(line)
     for line in build_report(results_dir).lines():

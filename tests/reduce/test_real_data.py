@@ -80,10 +80,11 @@ def test_every_table_is_identical_for_one_shard_and_many(corpora):
     root, layouts = corpora
     for layout in ("one", "many"):
         if not (root / f"res_{layout}_b" / "influence.parquet").exists():
-            reduce(*layouts[layout], str(root / f"res_{layout}_b"), n_bootstrap=50, progress=False)
+            reduce(*layouts[layout], str(root / f"res_{layout}_b"), n_bootstrap=50, progress=False, alignment_factors="all")
     for table in TABLES:
         one = pl.read_parquet(root / "res_one_b" / f"{table}.parquet")
         many = pl.read_parquet(root / "res_many_b" / f"{table}.parquet")
         assert one.equals(many), table
+    assert pl.read_parquet(root / "res_one_b" / "alignment.parquet").height > 0  # "all": the rule factors are compared
     adjusted = pl.read_parquet(root / "res_one_b" / "adjusted.parquet")
     assert adjusted.height == 8 and adjusted["bt_coef"].is_not_null().sum() >= 6

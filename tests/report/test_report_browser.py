@@ -194,7 +194,8 @@ def planted_results(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("planted")
     corpus = root / "planted.jsonl"
     corpus.write_text("".join(json.dumps(r) + "\n" for r in planted_rows()))
-    results = Path(run_job(JobConfig(output=str(root / "job"), corpora=[CorpusConfig(name="planted", format="pairs", input=[str(corpus)])], bootstrap=50), progress=False))
+    results = Path(run_job(JobConfig(output=str(root / "job"), corpora=[CorpusConfig(name="planted", format="pairs", input=[str(corpus)])], bootstrap=50,
+                                       alignment_factors="all"), progress=False))  # rule factors: compare them all
     # Adjusted effects beside plain tau (a table the reduce may write): one factor's sign flips.
     influence = pl.read_parquet(results / "influence.parquet").to_dicts()
     adjusted = []
@@ -262,5 +263,8 @@ def test_planted_script_stays_text_and_every_section_renders(browser, planted_re
     spearman = [a for a in data["drift"]["alignment_changes"] if a["metric"] == "spearman_rho" and a["change"] is not None]
     assert len(shown_alignment) - 1 == len(spearman) > 0
     assert "m1" in browser.driver.find_element(By.CSS_SELECTOR, "#gap-plots").text
+    # The alignment section names the factor set its comparisons used, per task.
+    notes = [e.text for e in browser.driver.find_elements(By.CSS_SELECTOR, "#alignment p.alignment-note")]
+    assert any(n.startswith("Task helpful: Factors compared (every reduced factor)") for n in notes)
     browser.screenshot("report-planted-clicked")
     assert not severe(browser.console())

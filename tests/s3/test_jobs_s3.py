@@ -30,7 +30,7 @@ def _pipeline(root: str) -> str:
     results = storage.join(root, "results")
     ingest("pairs", [corpus], pairs, rows_per_shard=ROWS_PER_SHARD, progress=False)
     annotate(pairs, annotations, progress=False)
-    reduce([pairs], [annotations], results, n_bootstrap=50, progress=False)
+    reduce([pairs], [annotations], results, n_bootstrap=50, progress=False, alignment_factors="all")  # rule factors: all
     build_report(results)
     return results
 

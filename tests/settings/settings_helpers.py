@@ -12,9 +12,10 @@ MODEL, RATER = "sim-model", "sim-rater"
 WORDS = ("alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta")
 
 
-def human_rows(n_pairs: int, n_prompts: int, seed: int = 7) -> list[dict]:
-    """Pairs whose two responses always differ in length; humans prefer the longer one 70% of the time.
-    Some responses carry a bold word or a list item, so formatting factors are defined for every source."""
+def human_rows(n_pairs: int, n_prompts: int, seed: int = 7, ties: float = 0.0) -> list[dict]:
+    """Pairs whose two responses always differ in length; humans prefer the longer one 70% of the time
+    (with probability ``ties``, they tie instead). Some responses carry a bold word or a list item, so
+    formatting factors are defined for every source."""
     rng = random.Random(seed)
     rows = []
     for i in range(n_pairs):
@@ -31,12 +32,14 @@ def human_rows(n_pairs: int, n_prompts: int, seed: int = 7) -> list[dict]:
         a, b = (long, short) if a_is_long else (short, long)
         prefers_long = rng.random() < 0.7
         label = "a" if a_is_long == prefers_long else "b"
+        if ties and rng.random() < ties:  # drawn only when asked for: the default corpus is unchanged
+            label = "tie"
         rows.append({"prompt": prompt, "response_a": a, "response_b": b, "label": label, "task": "helpful"})
     return rows
 
 
-def write_human_corpus(path, n_pairs: int, n_prompts: int) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in human_rows(n_pairs, n_prompts)))
+def write_human_corpus(path, n_pairs: int, n_prompts: int, ties: float = 0.0) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in human_rows(n_pairs, n_prompts, ties=ties)))
     return str(path)
 
 

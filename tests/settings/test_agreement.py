@@ -45,3 +45,31 @@ def test_position_consistency_leaves_out_failed_votes():
     assert agreement.position_consistency([None], ["a"]) is None
     with pytest.raises(ValueError, match="differ in length"):
         agreement.cohen_kappa(["a"], [])
+
+
+def test_agreement_over_all_judged_pairs_counts_an_inconsistent_verdict_as_a_tie():
+    # Eight judged pairs: two orders' votes (mapped back to A/B) and the human label. Pair 3 flips with the
+    # order, pair 6 flips too, pair 7 failed in one order.
+    first = ["a", "b", "a", "a", "tie", "b", "a", None]
+    second = ["a", "b", "b", "a", "tie", "b", "b", "a"]
+    human = ["a", "a", "tie", "a", "b", "b", "a", "b"]
+    got = agreement.verdict_agreement(first, second, human)
+    verdicts = ["a", "b", "tie", "a", "tie", "b", "tie"]  # inconsistent -> tie; the failed pair has no verdict
+    assert got["n_compared"] == 7
+    assert got["accuracy"] == pytest.approx(accuracy_score(human[:7], verdicts)) == pytest.approx(4 / 7)
+    assert got["cohen_kappa"] == pytest.approx(cohen_kappa_score(human[:7], verdicts), abs=1e-12)
+    consistent = [0, 1, 3, 4, 5]
+    assert got["n_compared_consistent_only"] == 5
+    assert got["accuracy_consistent_only"] == pytest.approx(accuracy_score([human[i] for i in consistent], [first[i] for i in consistent]))
+    assert got["cohen_kappa_consistent_only"] == pytest.approx(
+        cohen_kappa_score([human[i] for i in consistent], [first[i] for i in consistent]), abs=1e-12)
+    # Leaving the judge's undecided pairs out reads higher here: the overstatement the headline avoids.
+    assert got["accuracy_consistent_only"] > got["accuracy"]
+
+
+def test_kendall_tau_b_is_the_stats_one_with_none_for_undefined():
+    x, y = [1, 2, 2, 3, 5], [2, 1, 4, 4, 9]
+    from profile_dist.analysis import stats
+
+    assert agreement.kendall_tau_b(x, y) == stats.kendall_tau_b(x, y) == pytest.approx(kendalltau(x, y).statistic)
+    assert agreement.kendall_tau_b([1, 1], [2, 3]) is None and math.isnan(stats.kendall_tau_b([1, 1], [2, 3]))

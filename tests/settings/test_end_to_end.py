@@ -71,8 +71,11 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     annotate(human, annotations["human"], factors=["length", "list_items", "bold"], progress=False)
     annotate(generated, annotations["generate"], factors=["length", "list_items", "bold"], progress=False)
     results = tmp_path / "results"
-    # The judged pairs reuse the human corpus' response ids: its annotations serve both.
-    reduce([human, judged, generated], list(annotations.values()), str(results), n_bootstrap=200, progress=False)
+    # The judged pairs reuse the human corpus' response ids: its annotations serve both. Alignment compares the
+    # task's factors by default; of helpful's, only length is annotated here (the rest are LLM factors), so the
+    # planted rule factors are named explicitly (with the default there is no alignment: one factor).
+    reduce([human, judged, generated], list(annotations.values()), str(results), n_bootstrap=200, progress=False,
+           alignment_factors=["length", "list_items", "bold"])
 
     influence = pl.read_parquet(results / "influence.parquet")
 
@@ -96,6 +99,17 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     # The model is a source in both settings: the reduce reports its generation-evaluation gap.
     gap = pl.read_parquet(results / "gap.parquet")
     assert set(gap["model"]) == {MODEL} and gap.height > 0
+    # The documented figure (docs/paper.md): Kendall 1/3 as judge, -0.816 as writer, gap 1.15 [0.33, 1.82]. The
+    # intervals' construction is separate work: the bounds get a looser tolerance than the point.
+    kendall = gap.filter(pl.col("metric") == "kendall_tau_b").row(0, named=True)
+    assert kendall["evaluation"] == pytest.approx(1 / 3, abs=1e-9) and kendall["generation"] == pytest.approx(-(2 / 3) ** 0.5, abs=1e-9)
+    assert kendall["gap"] == pytest.approx(1.15, abs=0.01)
+    assert kendall["ci_low"] == pytest.approx(0.33, abs=0.1) and kendall["ci_high"] == pytest.approx(1.82, abs=0.1)
+    assert (kendall["factors"], kendall["evaluation_pairs"]) == ("bold,length,list_items", "intersection")
+    # Judge and humans on the same pairs: the humans tied none and the judge was always consistent, so all 500.
+    aligned = pl.read_parquet(results / "alignment.parquet").filter(pl.col("source_y") == f"{MODEL}/evaluation").row(0, named=True)
+    assert (aligned["source_x"], aligned["pairs"], aligned["n_pairs"], aligned["n_dropped_x"], aligned["n_dropped_y"]) == (
+        "human/human", "intersection", 500, 0, 0)
 
     # Agreement with humans, recomputed with sklearn from the stage's own outputs.
     agreement = pl.read_parquet(f"{judged}/judge_agreement.parquet").row(0, named=True)
@@ -106,6 +120,8 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     assert agreement["accuracy"] == pytest.approx((both["label"] == both["label_judge"]).mean())
     assert agreement["cohen_kappa"] == pytest.approx(cohen_kappa_score(both["label"], both["label_judge"]))
     assert agreement["position_consistency"] == 1.0
+    # Always consistent: the figure over all judged pairs is the consistent-only one.
+    assert (agreement["n_compared_consistent_only"], agreement["accuracy_consistent_only"]) == (500, agreement["accuracy"])
 
     # Manipulation check: tau(level, rating) within each prompt as scipy computes it on the stored ratings,
     # averaged over prompts, and positive; the pooled figure beside it.
@@ -125,6 +141,9 @@ def test_planted_judge_and_generator_are_recovered_by_the_reduce(tmp_path, serve
     build_report(str(results))
     report = (results / "report.md").read_text()
     assert "## Models as judges (evaluation setting)" in report
-    assert f"| {MODEL} | helpful | human/human | 500 | 0 | 0 | 1.000 | {agreement['accuracy']:.3f} |" in report
+    assert (f"| {MODEL} | helpful | human/human | 500 | 0 | 0 | 1.000 | {agreement['accuracy']:.3f} | {agreement['cohen_kappa']:.3f} "
+            f"| {agreement['accuracy']:.3f} |") in report
+    assert "Factors compared (the factors named: length, list_items, bold), the same on both sides and in the gap: bold, length, list_items." in report
+    assert f"human/human vs {MODEL}/evaluation: compared on the 500 judged pairs both decided" in report
     assert "## Generation setting: manipulation check" in report and f"{check['kendall_tau']:.3f} |" in report
     assert "## LLM cost" in report and "| judge |" in report

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
+from scipy.stats import kendalltau
+from sklearn.metrics import accuracy_score, cohen_kappa_score
 
 from profile_dist.cli import main
+from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest
 from profile_dist.stages.judge import judge
+from profile_dist.stages.reduce import reduce
 
 from settings_helpers import MODEL, endpoints_file, planted_server, write_human_corpus
 
@@ -94,3 +99,62 @@ def test_an_object_store_output_needs_a_filesystem_cache(tmp_path):
     endpoints.write_text("endpoints:\n  model:\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: null\n")
     with pytest.raises(ConfigError, match="pass --cache-dir"):
         judge(str(tmp_path / "nowhere"), "model", "s3://bucket/judge", endpoints=str(endpoints))
+
+
+def _tau_on(pairs: pl.DataFrame, label: str, values: pl.DataFrame, factor: str) -> float:
+    """(C - D) / (C + D) of one factor over ``pairs`` labelled by column ``label``, straight from the annotations."""
+    joined = pairs.join(values.select(pl.col("response_id").alias("response_a_id"), pl.col(factor).alias("fa")), on="response_a_id") \
+                  .join(values.select(pl.col("response_id").alias("response_b_id"), pl.col(factor).alias("fb")), on="response_b_id")
+    diff = np.where(joined[label] == "a", joined["fa"] - joined["fb"], joined["fb"] - joined["fa"])
+    c, d = int((diff > 0).sum()), int((diff < 0).sum())
+    return (c - d) / (c + d)
+
+
+def test_judge_and_humans_are_compared_on_the_pairs_both_decided(tmp_path, biased_server):
+    """Humans tie some pairs, the judge flips with the order on others: alignment uses the pairs both decided,
+    says what each side left out, and agreement counts the flipped pairs as ties."""
+    human = str(tmp_path / "human")
+    ingest("pairs", [write_human_corpus(tmp_path / "h.jsonl", 200, 40, ties=0.2)], human, progress=False)
+    judged = str(tmp_path / "judged")
+    judge(human, "model", judged, endpoints=endpoints_file(tmp_path, biased_server), progress=False)
+    annotations = str(tmp_path / "ann")
+    factors = ["bold", "length", "list_items"]
+    annotate(human, annotations, factors=factors, progress=False)
+    results = tmp_path / "results"
+    reduce([human, judged], [annotations], str(results), n_bootstrap=20, progress=False, alignment_factors="all")
+
+    # The expectation, independently: human labels, the judge's raw votes, the annotation values.
+    votes = pl.read_parquet(f"{judged}/judgments.parquet").pivot(on="order", index="pair_id", values="vote")
+    frame = pl.read_parquet(f"{human}/pairs/*.parquet").join(votes, on="pair_id")
+    human_decided = frame["label"] != "tie"
+    judge_decided = (frame["ab"] == frame["ba"]) & (frame["ab"] != "tie")  # policy drop: an inconsistent pair is left out
+    both = frame.filter(human_decided & judge_decided)
+    n_ties, n_flipped = int((~human_decided).sum()), int((frame["ab"] != frame["ba"]).sum())
+    assert n_ties > 10 and n_flipped > 10 and int((~judge_decided).sum()) == n_flipped
+    rows = {r["metric"]: r for r in pl.read_parquet(results / "alignment.parquet").to_dicts()
+            if (r["source_x"], r["source_y"]) == ("human/human", f"{MODEL}/evaluation")}
+    row = rows["mean_abs_diff"]
+    assert (row["pairs"], row["n_pairs"]) == ("intersection", both.height)
+    assert (row["n_dropped_x"], row["dropped_x"]) == (n_ties, f"{n_ties} tie label (no preference)")
+    assert (row["n_dropped_y"], row["dropped_y"]) == (n_flipped, f"{n_flipped} position-inconsistent (policy drop)")
+    values = pl.read_parquet(f"{annotations}/*.parquet").pivot(on="factor", index="response_id", values="value")
+    tau_human = [_tau_on(both, "label", values, f) for f in factors]
+    tau_judge = [_tau_on(both, "ab", values, f) for f in factors]
+    assert row["value"] == pytest.approx(np.mean(np.abs(np.subtract(tau_human, tau_judge))), abs=1e-12)
+    assert rows["kendall_tau_b"]["value"] == pytest.approx(kendalltau(tau_human, tau_judge).statistic, abs=1e-12)
+    # Each source's own tau (influence) is over more pairs than the intersection: humans keep the pairs the
+    # judge flipped on, the judge keeps the pairs humans tied.
+    influence = pl.read_parquet(results / "influence.parquet").filter(pl.col("factor") == "length")
+    own = dict(zip(influence["labeler"], influence["n_concordant"] + influence["n_discordant"] + influence["n_ties"]))
+    assert own["human"] == int(human_decided.sum()) > both.height and own[MODEL] == int(judge_decided.sum()) > both.height
+
+    # Agreement over all judged pairs (a flipped pair is a tie), and over the consistent pairs only, as sklearn has it.
+    agreement = pl.read_parquet(f"{judged}/judge_agreement.parquet").row(0, named=True)
+    verdict = pl.when(pl.col("ab") == pl.col("ba")).then(pl.col("ab")).otherwise(pl.lit("tie"))
+    every = frame.with_columns(verdict=verdict)
+    consistent = frame.filter(pl.col("ab") == pl.col("ba"))
+    assert agreement["n_compared"] == 200 and agreement["n_compared_consistent_only"] == 200 - n_flipped
+    assert agreement["accuracy"] == pytest.approx(accuracy_score(every["label"], every["verdict"]))
+    assert agreement["cohen_kappa"] == pytest.approx(cohen_kappa_score(every["label"], every["verdict"]))
+    assert agreement["accuracy_consistent_only"] == pytest.approx(accuracy_score(consistent["label"], consistent["ab"]))
+    assert agreement["cohen_kappa_consistent_only"] == pytest.approx(cohen_kappa_score(consistent["label"], consistent["ab"]))

@@ -27,7 +27,9 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
             "ingest": [{"name": "human", "format": "pairs", "input": [corpus], "task": "helpful"}],
             "annotate": {"factors": ["length", "list_items", "bold", "fluency", "clarity"], "llm": "model",
                          "llm_calls": "per_factor"},
-            "models": ["model"], "generate": {"levels": 4, "check_llm": "rater"}, "reduce": {"bootstrap": 50},
+            "models": ["model"], "generate": {"levels": 4, "check_llm": "rater"},
+            # helpful's factor set has only length, fluency and clarity of these: compare all
+            "reduce": {"bootstrap": 50, "alignment_factors": "all"},
         }
         (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
         assert main(["run", str(tmp_path / "job.yaml")]) == 0
@@ -57,12 +59,16 @@ def test_a_job_with_models_reports_agreement_manipulation_check_gap_and_spend(tm
     sources = {(r["labeler"], r["setting"]) for r in results["influence"]}
     assert sources == {("human", "human"), (MODEL, "evaluation"), (MODEL, "generation")}
     assert {r["model"] for r in results["gap"]} == {MODEL}
+    assert results["reduce"]["alignment"]["factor_set"] == "all" and {r["factor_set"] for r in results["alignment"]} == {"all"}
 
 
 def test_settings_sections_are_checked_and_the_paper_job_parses():
     base = {"output": "o", "ingest": [{"name": "h", "format": "pairs", "input": "x.jsonl"}]}
     with pytest.raises(ConfigError, match=r"judge: corpora: unknown corpus name\(s\) nope"):
         parse_job({**base, "models": ["m"], "judge": {"corpora": ["nope"]}}, "job.yaml")
+    with pytest.raises(ConfigError, match=r"job.yaml: reduce: alignment factors: expected 'task', 'all' or a list"):
+        parse_job({**base, "reduce": {"alignment_factors": [3]}}, "job.yaml")
+    assert parse_job({**base, "reduce": {"alignment_factors": ["length", "fluency"]}}, "j").alignment_factors == ["length", "fluency"]
     with pytest.raises(ConfigError, match=r"models\[0\]: unknown key\(s\) colour"):
         parse_job({**base, "models": [{"name": "m", "colour": "red"}]}, "job.yaml")
     with pytest.raises(ConfigError, match="generate: max_cost: expected a number"):

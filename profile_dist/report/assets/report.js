@@ -332,7 +332,8 @@
           g.appendChild(s("rect", { x: x + 1, y: y + 1, width: cw - 2, height: ch - 2, rx: 3, fill: fill, stroke: "#e0e0e0" }));
           g.appendChild(s("text", { x: x + cw / 2, y: y + 17, "font-size": 13, "text-anchor": "middle", fill: ink }, [fmt(a.value)]));
           g.appendChild(s("text", { x: x + cw / 2, y: y + 32, "font-size": 10, "text-anchor": "middle", fill: ink }, [ci(a.ci_low, a.ci_high)]));
-          tip(g, a.source_x + " vs " + a.source_y + "\n" + METRICS[metric].label + " " + fmt(a.value, 3) + " " + LEVEL + "% CI " + (ci(a.ci_low, a.ci_high, 3) || "n/a") + "\nover " + a.n_factors + " factors");
+          tip(g, a.source_x + " vs " + a.source_y + "\n" + METRICS[metric].label + " " + fmt(a.value, 3) + " " + LEVEL + "% CI " + (ci(a.ci_low, a.ci_high, 3) || "n/a") + "\nover " + a.n_factors + " factors (" + a.factors + ")" +
+            (a.pairs === "intersection" ? "\non the " + a.n_pairs + " judged pairs both decided" : "\neach on its own pairs"));
           svg.appendChild(g);
         });
       });

@@ -14,7 +14,7 @@ corpora:
 models: []            # endpoint names (see endpoints); the judge and generate stages run for each
 endpoints: null       # the endpoints file (default $PROFILE_ENDPOINTS); required when models is set
 factors: null         # rule factors to annotate (default: all)
-reduce: {bootstrap: 200, seed: 0, confidence: 0.95}
+reduce: {bootstrap: 200, seed: 0, confidence: 0.95, alignment_factors: task}  # task (default), all, or names
 drift: {reference: human, max_drop: {kendall_tau_b: 0.2, sign_agreement: 0.2, mean_abs_diff: 0.1}, require_significant: true}
 ```
 """
@@ -60,6 +60,7 @@ class AuditConfig:
     bootstrap: int = 200
     seed: int = 0
     confidence: float = 0.95
+    alignment_factors: str | tuple[str, ...] | None = None  # the reduce's factor set ("task", "all", names)
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     address: str | None = None
@@ -150,6 +151,16 @@ def _drift(raw: Any, where: str) -> DriftPolicy:
     )
 
 
+def _alignment_factors(value: Any, where: str) -> str | tuple[str, ...] | None:
+    from profile_dist.factor_sets import AlignmentFactors
+
+    try:
+        AlignmentFactors.parse(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return value if value is None or isinstance(value, str) else tuple(value)
+
+
 def parse_audit_config(raw: Any, where: str) -> AuditConfig:
     top = _keys(raw, {"output", "corpora", "models", "endpoints", "factors", "reduce", "drift", "rows_per_shard", "address"}, where)
     if not top:
@@ -172,7 +183,7 @@ def parse_audit_config(raw: Any, where: str) -> AuditConfig:
         raise ConfigError(f"{where}.models: endpoint names must be unique, got {list(models)}")
     factors_raw = top.get("factors")
     factors = None if factors_raw is None else _string_list(factors_raw, f"{where}.factors")
-    reduce_cfg = _keys(top.get("reduce"), {"bootstrap", "seed", "confidence"}, f"{where}: reduce")
+    reduce_cfg = _keys(top.get("reduce"), {"bootstrap", "seed", "confidence", "alignment_factors"}, f"{where}: reduce")
     bootstrap = _typed(reduce_cfg, "bootstrap", int, f"{where}: reduce", 200)
     if bootstrap < 1:
         raise ConfigError(f"{where}: reduce.bootstrap must be 1 or more: the drift CIs come from the replicates")
@@ -185,7 +196,8 @@ def parse_audit_config(raw: Any, where: str) -> AuditConfig:
     return AuditConfig(
         path=where, output=output, corpora=corpora, models=models, endpoints=_typed(top, "endpoints", str, where, None),
         factors=factors, bootstrap=bootstrap, seed=_typed(reduce_cfg, "seed", int, f"{where}: reduce", 0),
-        confidence=confidence, drift=_drift(top.get("drift"), f"{where}: drift"), rows_per_shard=rows_per_shard,
+        confidence=confidence, alignment_factors=_alignment_factors(reduce_cfg.get("alignment_factors"), f"{where}: reduce"),
+        drift=_drift(top.get("drift"), f"{where}: drift"), rows_per_shard=rows_per_shard,
         address=_typed(top, "address", str, where, None),
     )
 

@@ -86,9 +86,12 @@ class AuditTaus:
     factors: dict[Group, list[str]]
     point: dict[Group, np.ndarray]  # [F]
     replicates: dict[Group, np.ndarray]  # [B, F] (B may be 0)
+    # task -> the factors the reduce compared sources over (its manifest's alignment.factors); None: all shared
+    alignment_factors: dict[str, list[str]] | None = None
 
     @classmethod
-    def from_tables(cls, influence: pa.Table, replicates: pa.Table) -> "AuditTaus":
+    def from_tables(cls, influence: pa.Table, replicates: pa.Table,
+                    alignment_factors: dict[str, list[str]] | None = None) -> "AuditTaus":
         factors: dict[Group, list[str]] = {}
         taus: dict[Group, list[float]] = {}
         for row in influence.select(["labeler", "setting", "task", "factor", "tau"]).to_pylist():
@@ -113,7 +116,7 @@ class AuditTaus:
                 wide[f].cast(pl.Float64).fill_null(np.nan).to_numpy() if f in wide.columns else np.full(wide.height, np.nan)
                 for f in names
             ]) if names else np.empty((wide.height, 0))
-        return cls(factors, point, reps)
+        return cls(factors, point, reps, alignment_factors)
 
     def factor_index(self, group: Group, factor: str) -> int | None:
         names = self.factors.get(group, [])
@@ -153,11 +156,15 @@ def influence_drift(previous: AuditTaus, current: AuditTaus, level: float) -> pa
 
 
 def alignment_values(audit: AuditTaus, x: Group, y: Group, top_k: int = 3) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Alignment metrics of two sources over their shared factors: point values and per replicate.
+    """Alignment metrics of two sources over their shared factors (within the reduce's factor set for the
+    task): point values and per replicate.
 
-    The point values equal the reduce stage's ``alignment.parquet`` (same factors, order and top_k).
+    The point values equal the reduce stage's ``alignment.parquet`` (same factors, order and top_k) where it
+    compared the two on their own pairs; a judge's comparison on the pairs both decided is not in the
+    replicates table, so here it is measured on each source's own pairs.
     """
-    shared = [f for f in audit.factors[x] if f in audit.factors[y]]
+    compared = (audit.alignment_factors or {}).get(x[2])
+    shared = [f for f in audit.factors[x] if f in audit.factors[y] and (compared is None or f in compared)]
     ix = [audit.factors[x].index(f) for f in shared]
     iy = [audit.factors[y].index(f) for f in shared]
     point = stats.alignment_metrics(audit.point[x][ix], audit.point[y][iy], top_k)

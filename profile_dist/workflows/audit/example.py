@@ -71,7 +71,9 @@ def example_config(root: str, output: str, *, bootstrap: int = 200, max_drop: fl
             {"name": "human", "format": "pairs", "input": storage.join(root, "corpora", "human") + "/", "suffix": ".jsonl"},
             {"name": "judged", "format": "pairs", "input": storage.join(root, "judgments", "date={date}") + "/", "suffix": ".jsonl"},
         ],
-        "reduce": {"bootstrap": bootstrap, "seed": 0, "confidence": 0.95},
+        # The planted drift is in rule factors (length, lists, bold); helpful's own factor set is mostly
+        # LLM-scored, so the example compares sources over every reduced factor, and says so.
+        "reduce": {"bootstrap": bootstrap, "seed": 0, "confidence": 0.95, "alignment_factors": "all"},
         "drift": {"reference": "human", "max_drop": {"sign_agreement": 0.2, "mean_abs_diff": max_drop}, "require_significant": True},
         "rows_per_shard": 500,
     }

@@ -104,9 +104,12 @@ def prepare_corpus(config: AuditConfig, layout: AuditLayout, corpus: AuditCorpus
 def _audit_taus(directory: str) -> drift.AuditTaus:
     from profile_dist import schema
 
+    manifest_path = storage.join(directory, "_manifest.json")
+    manifest = storage.read_json(manifest_path) if storage.exists(manifest_path) else {}
     return drift.AuditTaus.from_tables(
         storage.read_parquet(storage.join(directory, "influence.parquet"), schema.INFLUENCE),
         storage.read_parquet(storage.join(directory, "replicates.parquet"), schema.REPLICATES),
+        (manifest.get("alignment") or {}).get("factors"),  # absent before the reduce recorded its factor sets
     )
 
 
@@ -234,6 +237,7 @@ def run_audit(
         for line in reduce(
             pairs_dirs, annotation_dirs, staging, factors=list(config.factors) if config.factors else None,
             n_bootstrap=config.bootstrap, seed=config.seed, level=config.confidence, address=address, progress=progress,
+            alignment_factors=list(config.alignment_factors) if isinstance(config.alignment_factors, tuple) else config.alignment_factors,
         ).lines():
             say(line)
         previous = layout.previous(date)
