@@ -7,6 +7,7 @@ from typing import Any
 
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
+from profile_dist.report.simulated import collect_simulated
 
 
 def _clean(value: Any) -> Any:
@@ -31,4 +32,5 @@ def load_results(results_dir: str) -> dict[str, Any]:
     from profile_dist.report.settings import settings_results  # judge agreement, manipulation check, spend
 
     results.update(settings_results(results["reduce"]))
+    results["simulated"] = collect_simulated(results["reduce"])
     return results
