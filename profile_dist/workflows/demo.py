@@ -141,25 +141,19 @@ def write_simulated_endpoints(path: str, base_url: str) -> str:
     return path
 
 
-def demo_job(output: str, data_dir: str | None = None, bootstrap: int = 200, endpoints: str | None = None) -> JobConfig:
-    """The demo's job. With ``endpoints`` (a simulated server's, see ``write_simulated_endpoints``), the
-    paper's whole flow: LLM factors, sim-model as judge and as writer, sim-rater's manipulation check.
-    Without, the rule factors on the corpus' own labels."""
+def demo_job(output: str, data_dir: str | None, bootstrap: int, endpoints: str) -> JobConfig:
+    """The paper's whole flow with the simulated models of ``endpoints`` (see ``write_simulated_endpoints``):
+    LLM factors, sim-model as judge and as writer, sim-rater's manipulation check."""
     if data_dir is None:
-        corpus = write_demo_corpus(storage.join(output, "corpus", "demo_pairs.jsonl"), with_judge=endpoints is None)
+        corpus = write_demo_corpus(storage.join(output, "corpus", "demo_pairs.jsonl"), with_judge=False)
         corpora = [CorpusConfig(name="demo", format="pairs", input=[corpus])]
     else:
         corpora = shared_data_corpora(data_dir)
-    job = JobConfig(output=output, corpora=corpora, bootstrap=bootstrap)
-    if endpoints is not None:
-        # The model judges and writes for the corpora with human labels: the gap compares it with them.
-        human = [c.name for c in corpora if c.name in HUMAN_CORPORA] or None
-        job.endpoints = endpoints
-        job.annotate_llm = SIM_MODEL
-        job.models = [ModelConfig(name=SIM_MODEL)]
-        job.judge = JudgeConfig(corpora=human)
-        job.generate = GenerateConfig(corpora=human, levels=DEMO_LEVELS, check_llm=SIM_RATER)
-    return job
+    # The model judges and writes for the corpora with human labels: the gap compares it with them.
+    human = [c.name for c in corpora if c.name in HUMAN_CORPORA] or None
+    return JobConfig(output=output, corpora=corpora, bootstrap=bootstrap, endpoints=endpoints, annotate_llm=SIM_MODEL,
+                     models=[ModelConfig(name=SIM_MODEL)], judge=JudgeConfig(corpora=human),
+                     generate=GenerateConfig(corpora=human, levels=DEMO_LEVELS, check_llm=SIM_RATER))
 
 
 def run_demo(output: str, data_dir: str | None = None, bootstrap: int = 200, *, address: str | None = None,
@@ -178,10 +172,11 @@ def run_demo(output: str, data_dir: str | None = None, bootstrap: int = 200, *, 
 
 def intro_lines(base_url: str, data_dir: str | None) -> list[str]:
     corpus = (f"the real corpora in {data_dir} (human labels: HH-RLHF; model judges: AlpacaEval's GPT-4)"
-              if data_dir else "a synthetic corpus (48 prompts, 192 pairs; human labels drawn from a hidden utility)")
+              if data_dir else f"a synthetic corpus ({len(TOPICS) * len(ASKS)} prompts; human labels drawn from a hidden utility)")
     return [
         f"demo: {corpus}.",
-        f"SIMULATED: {SIM_MODEL} and {SIM_RATER} are the project's simulated server at {base_url}, not real LLMs.",
+        f"SIMULATED: {SIM_MODEL} and {SIM_RATER} are simulated models, served by the project's test server at {base_url}; "
+        "not real LLMs.",
         f"  {SIM_MODEL} scores the LLM factors, judges the human pairs in both orders (evaluation) and writes "
         f"{DEMO_LEVELS} quality levels per prompt (generation); {SIM_RATER} rates the generations (manipulation check).",
         "  Everything they produce is marked [simulated] here and (simulated) in the report. Nothing leaves this machine.",
