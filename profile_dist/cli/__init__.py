@@ -93,14 +93,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from profile_dist.workflows.demo import default_shared_data, demo_job
-    from profile_dist.workflows.job import run_job
+    from profile_dist.workflows.demo import default_shared_data, run_demo
 
     data_dir = None
     if args.data is not None:
         data_dir = args.data or default_shared_data()
-    results = run_job(demo_job(args.output, data_dir, args.bootstrap), address=args.address)
-    print(f"done: open {os.path.join(results, 'report.md')}  (machine-readable: {os.path.join(results, 'results.json')})")
+    results = run_demo(args.output, data_dir, args.bootstrap, address=args.address)
+    print(f"done: open {os.path.join(results, 'report.md')} or {os.path.join(results, 'report.html')}  "
+          f"(machine-readable: {os.path.join(results, 'results.json')})")
     return 0
 
 
@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "run ingest, annotate, reduce and report from a job YAML file")
     p.add_argument("job", help="job YAML file (see jobs/)")
 
-    p = add("demo", cmd_demo, "run the whole pipeline on a built-in demo corpus (no network, no API key)")
+    p = add("demo", cmd_demo, "the paper's whole flow on a built-in corpus with a simulated LLM on loopback "
+                              "(LLM factors, judge, writer, gap; no network, no API key)")
     p.add_argument("--output", default="profile-dist-demo", help="output directory (default ./profile-dist-demo)")
     p.add_argument("--data", nargs="?", const="", default=None, help="run on the real corpora in DIR (default ../shared/data or PROFILE_SHARED_DATA)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200)")

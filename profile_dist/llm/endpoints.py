@@ -23,6 +23,8 @@ endpoints:
     headroom: 0.01                   # share of the request rate left unused to absorb send jitter: a send
                                      # may be up to headroom/2 s late (else it waits for a new slot);
                                      # raise it on a busy machine or a jittery network
+    simulated: false                 # true: a simulated model (the project's test server), not a real LLM;
+                                     # stage manifests and the report label what it produced as simulated
 ```
 """
 
@@ -72,6 +74,7 @@ class Endpoint:
     max_reasks: int = 2
     quantize: bool = True
     headroom: float = 0.01
+    simulated: bool = False
 
     def __post_init__(self) -> None:
         where = f"endpoint {self.name!r}"

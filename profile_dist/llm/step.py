@@ -65,9 +65,10 @@ def project_chunks(engine: Any, chunks: Iterable[list[Any]]) -> Any:
 
 
 def cost_record(stage: str, role: str, endpoint: Any, summary: dict[str, Any]) -> dict[str, Any]:
-    """One stage's spend through one endpoint, as kept in the stage manifest."""
+    """One stage's spend through one endpoint, as kept in the stage manifest (``simulated``: the report
+    labels what a simulated endpoint produced)."""
     return {"stage": stage, "role": role, "endpoint": endpoint.name, "model": endpoint.model,
-            **{k: summary.get(k, 0) for k in COST_KEYS}}
+            "simulated": bool(getattr(endpoint, "simulated", False)), **{k: summary.get(k, 0) for k in COST_KEYS}}
 
 
 def projection_record(stage: str, role: str, endpoint: Any, projection: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from profile_dist import storage
 from profile_dist.report.html import write_html
 from profile_dist.report.markdown import render_markdown, source_label
 from profile_dist.report.results import load_results
+from profile_dist.report.simulated import Simulated
 
 
 @dataclass
@@ -46,12 +47,13 @@ def strongest_rows(results: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:
 
 def strongest_findings(results: dict[str, Any], n: int = 3) -> list[str]:
     """The n effects with the largest conservative size whose interval excludes zero, one sentence each."""
+    sim = Simulated.of(results)
     sentences = []
     for r in strongest_rows(results, n):
         direction = "more" if r["tau"] > 0 else "less"
         share = 100 * (r["p_preferred_more"] if r["tau"] > 0 else 1 - r["p_preferred_more"])
         sentences.append(
-            f"{source_label(r)} on {r['task']}: the preferred response has {direction} {r['factor']} "
+            f"{sim.source(source_label(r))} on {r['task']}: the preferred response has {direction} {sim.factor(r['factor'])} "
             f"in {share:.0f}% of the pairs where it differs (tau {r['tau']:+.3f}, n = {r['n_concordant'] + r['n_discordant']})."
         )
     return sentences

@@ -27,6 +27,7 @@ from profile_dist.report.examples import deciding_pairs
 from profile_dist.report.gaps import from_gap_table, generation_gaps
 from profile_dist.report.markdown import JUDGE_AGREEMENT_EXPLAINED, alignment_notes, source_label
 from profile_dist.report.replicates import load_replicate_taus
+from profile_dist.report.simulated import Simulated
 
 PLAIN_TAU = (
     "For each factor (length, lists, bold text, ...) and each source of preferences (human raters, or a model "
@@ -99,6 +100,7 @@ def page_data(
         "drift": audit_drift(results_dir, history, level),
         "examples": examples.pairs,
         "examples_note": examples.note,
+        "simulated": results.get("simulated") or {"models": [], "sources": [], "factors": []},
     }
     return data
 
@@ -131,7 +133,8 @@ def _skipped_table(results: dict[str, Any]) -> str:
 
 def _sources_table(data: dict[str, Any]) -> str:
     counts = _pairs_per_source(data["influence"])
-    rows = "".join(f"<tr><td>{_e(task)}</td><td>{_e(source)}</td><td class=\"num\">{n}</td></tr>" for (task, source), n in sorted(counts.items()))
+    sim = Simulated.of(data)
+    rows = "".join(f"<tr><td>{_e(task)}</td><td>{_e(sim.source(source))}</td><td class=\"num\">{n}</td></tr>" for (task, source), n in sorted(counts.items()))
     return f"<table class=\"data\"><tr><th>task</th><th>source</th><th>pairs with both values known</th></tr>{rows}</table>"
 
 
@@ -169,6 +172,8 @@ def render_html(data: dict[str, Any], results: dict[str, Any]) -> str:
         if findings else "<p>No factor's interval excludes 0 yet: no finding is clear at this sample size.</p>"
     )
     n_boot = data["meta"].get("n_bootstrap")
+    sim = Simulated.of(data)
+    banner = (f"<p class=\"simulated-banner\" id=\"simulated-banner\" role=\"note\">{_e(sim.banner())}</p>" if sim else "")
     sections = [
         f"""<section id="heatmaps"><h2>Which factors go with being preferred</h2>
 <p>One table per task: a row per factor, a column per source. Purple: the preferred response tends to have
@@ -214,7 +219,8 @@ to see why. Click any heatmap cell for its own pairs.</p><div id="examples-list"
 <body>
 <header class="page">
 <h1>PROFILE report: what drives preferences</h1>
-<p class="meta">{len(sources)} source(s) on {len(tasks)} task(s): {_e(", ".join(sources))}. {level}% intervals from {_e(n_boot)} bootstrap replicates.
+{banner}
+<p class="meta">{len(sources)} source(s) on {len(tasks)} task(s): {_e(", ".join(sim.source(x) for x in sources))}. {level}% intervals from {_e(n_boot)} bootstrap replicates.
 Results: <code>{_e(data["meta"]["results_dir"])}</code>.</p>
 <div class="intro"><h2>How to read tau</h2><p>{_e(PLAIN_TAU)}</p><p>{_e(PLAIN_CI.format(level=level))}</p>
 <h2>The three strongest findings</h2>{findings_html}</div>

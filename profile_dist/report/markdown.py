@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from profile_dist.report.simulated import Simulated
+
 TAU_EXPLAINED = (
     "tau(f) = (C - D) / (C + D) over a source's pairs, where C counts pairs whose preferred response has "
     "more of factor f and D pairs where it has less (pairs with a tied label or tied values left out). "
@@ -73,6 +75,7 @@ def _share(value: float | None) -> str:
 
 def settings_section(results: dict[str, Any]) -> list[str]:
     """Judges' agreement with humans, the generation manipulation check, and what the LLM stages cost."""
+    sim = Simulated.of(results)
     lines: list[str] = []
     agreement = results.get("judge_agreement") or []
     if agreement:
@@ -81,7 +84,7 @@ def settings_section(results: dict[str, Any]) -> list[str]:
                   "| accuracy (all judged) | Cohen's kappa (all judged) | accuracy (consistent only) | Cohen's kappa (consistent only) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in agreement:
-            lines.append(f"| {r['judge']} | {r['task']} | {r['reference']} | {r['n_pairs']} | {r['n_inconsistent']} | {r['n_failed']} "
+            lines.append(f"| {sim.model(r['judge'])} | {r['task']} | {r['reference']} | {r['n_pairs']} | {r['n_inconsistent']} | {r['n_failed']} "
                          f"| {_share(r['position_consistency'])} | {_share(r['accuracy'])} | {_share(r['cohen_kappa'])} "
                          f"| {_share(r.get('accuracy_consistent_only'))} | {_share(r.get('cohen_kappa_consistent_only'))} |")
         lines.append("")
@@ -95,7 +98,7 @@ def settings_section(results: dict[str, Any]) -> list[str]:
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in checks:
             ci = "n/a" if r.get("ci_low") is None else f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
-            lines.append(f"| {r['generator']} | {r['checker']} | {r['task']} | {r['levels']} | {r['n_rated']} "
+            lines.append(f"| {sim.model(r['generator'])} | {sim.model(r['checker'])} | {r['task']} | {r['levels']} | {r['n_rated']} "
                          f"| {r['n_prompts']} ({r['n_prompts_undefined']}) | {_share(r['kendall_tau'])} | {ci} "
                          f"| {_share(r['pooled_kendall_tau'])} |")
         lines.append("")
@@ -103,15 +106,34 @@ def settings_section(results: dict[str, Any]) -> list[str]:
     if costs:
         lines += ["## LLM cost", "", "| stage | model | requests | input tokens | output tokens | spend (USD) |", "|---|---|---|---|---|---|"]
         for r in costs:
-            lines.append(f"| {r.get('stage', '')} | {r.get('model', '')} | {r.get('requests', '')} | {r.get('input_tokens', '')} "
+            model = str(r.get("model", ""))
+            lines.append(f"| {r.get('stage', '')} | {model + ' (simulated)' if r.get('simulated') else sim.model(model)} | {r.get('requests', '')} | {r.get('input_tokens', '')} "
                          f"| {r.get('output_tokens', '')} | {r.get('spend', '')} |")
         lines.append("")
     return lines
 
 
+def gap_section(results: dict[str, Any]) -> list[str]:
+    """The reduce's generation-evaluation gap (schema.GAP), one row per task, model, reference and metric."""
+    gap = results.get("gap") or []
+    if not gap:
+        return []
+    sim = Simulated.of(results)
+    lines = ["## Generation-evaluation gap", "",
+             "A model can judge like humans yet write unlike them. Per model seen as judge (evaluation) and as "
+             "writer (generation): its alignment with the human source in each setting; gap = evaluation - generation.", "",
+             "| task | model | vs | metric | as judge | as writer | gap [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for g in gap:
+        ci = f" [{_fmt(g['ci_low'], 2)}, {_fmt(g['ci_high'], 2)}]" if g["ci_low"] is not None else ""
+        lines.append(f"| {g['task']} | {sim.model(g['model'])} | {sim.source(g['reference'])} | {g['metric']} "
+                     f"| {_fmt(g['evaluation'])} | {_fmt(g['generation'])} | {_fmt(g['gap'])}{ci} |")
+    return lines + [""]
+
+
 def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
     influence = results["influence"]
-    lines = ["# PROFILE report", "", TAU_EXPLAINED, ""]
+    sim = Simulated.of(results)
+    lines = ["# PROFILE report", ""] + ([f"> **{sim.banner()}**", ""] if sim else []) + [TAU_EXPLAINED, ""]
     if findings:
         lines += ["## Strongest findings", ""] + [f"- {f}" for f in findings] + [""]
     for task in sorted({r["task"] for r in influence}):
@@ -120,11 +142,11 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
         factors = sorted({r["factor"] for r in rows})
         by_key = {(source_label(r), r["factor"]): r for r in rows}
         lines += [f"## Task: {task}", "", "Factor influence tau [95% CI] per source (* = interval excludes 0).", ""]
-        lines.append("| factor | " + " | ".join(sources) + " |")
+        lines.append("| factor | " + " | ".join(sim.source(s) for s in sources) + " |")
         lines.append("|---|" + "---|" * len(sources))
         for factor in factors:
             cells = [_cell(by_key[(s, factor)]) if (s, factor) in by_key else "" for s in sources]
-            lines.append(f"| {factor} | " + " | ".join(cells) + " |")
+            lines.append(f"| {sim.factor(factor)} | " + " | ".join(cells) + " |")
         lines.append("")
         lines.append("Pairs per source (C + D + T for `length`, or the first factor): " + ", ".join(
             f"{s}: {next((by_key[(s, f)]['n_pairs'] for f in ['length', *factors] if (s, f) in by_key), 0)}" for s in sources
@@ -139,9 +161,10 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
             for a in alignment:
                 ci = f" [{_fmt(a['ci_low'], 2)}, {_fmt(a['ci_high'], 2)}]" if a["ci_low"] is not None else ""
                 pairs = f"{a['n_pairs']} both decided" if a["pairs"] == "intersection" else "each its own"
-                lines.append(f"| {a['source_x']} | {a['source_y']} | {pairs} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
+                lines.append(f"| {sim.source(a['source_x'])} | {sim.source(a['source_y'])} | {pairs} | {a['n_factors']} | {a['metric']} | {_fmt(a['value'])}{ci} |")
             lines.append("")
-    lines += adjusted_section(results.get("adjusted") or [])
+    lines += gap_section(results)
+    lines += adjusted_section(results.get("adjusted") or [], sim)
     lines += settings_section(results)
     skipped = results["skipped"]
     lines += ["## Rows left out", ""]
@@ -175,7 +198,7 @@ def _interval(value: float | None, low: float | None, high: float | None) -> str
     return f"{_fmt(value)} [{_fmt(low, 2)}, {_fmt(high, 2)}]"
 
 
-def adjusted_section(adjusted: list[dict[str, Any]]) -> list[str]:
+def adjusted_section(adjusted: list[dict[str, Any]], sim: Simulated = Simulated()) -> list[str]:
     """Where the adjusted and the plain effect disagree, per task; nothing when the reduce wrote no adjusted table."""
     if not adjusted:
         return []
@@ -189,7 +212,7 @@ def adjusted_section(adjusted: list[dict[str, Any]]) -> list[str]:
     ]
     for r in sorted(disagreeing, key=lambda r: (r["task"], source_label(r), r["factor"])):
         lines.append(
-            f"| {r['task']} | {source_label(r)} | {r['factor']} | {_interval(r['tau'], r['tau_ci_low'], r['tau_ci_high'])} | "
+            f"| {r['task']} | {sim.source(source_label(r))} | {sim.factor(r['factor'])} | {_interval(r['tau'], r['tau_ci_low'], r['tau_ci_high'])} | "
             f"{_interval(r['length_controlled_tau'], r['length_controlled_tau_ci_low'], r['length_controlled_tau_ci_high'])} | "
             f"{_interval(r['bt_coef'], r['bt_coef_ci_low'], r['bt_coef_ci_high'])} | {r['disagreement']} |"
         )

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
+from profile_dist.report.simulated import collect_simulated
 
 
 def _clean(value: Any) -> Any:
@@ -48,4 +49,5 @@ def load_results(results_dir: str) -> dict[str, Any]:
     from profile_dist.report.settings import settings_results  # judge agreement, manipulation check, spend
 
     results.update(settings_results(results["reduce"]))
+    results["simulated"] = collect_simulated(results["reduce"])
     return results

@@ -279,6 +279,8 @@ def _annotate_llm(
     # The prompt each factor was asked with (its own or the combined one) is part of a shard's identity, so
     # switching --llm-calls redoes exactly the shards whose prompts change.
     extra = {"prompt_versions": versions}
+    if endpoint.simulated:  # the report labels these factors' values as simulated
+        extra["simulated"] = True
     suffix = f".llm-{_endpoint_slug(endpoint.name)}"
     pending = []
     for shard in response_shards:

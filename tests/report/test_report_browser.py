@@ -1,5 +1,5 @@
-"""report.html opened in a real headless Chromium: the demo corpus, AlpacaEval data, and a corpus with a
-planted script. Each page must load with no console error, draw every plot its data calls for, and show
+"""report.html opened in a real headless Chromium: the demo (its simulated model's sources, LLM factors and gap
+marked as simulated), AlpacaEval data, and a corpus with a planted script. Each page must load with no console error, draw every plot its data calls for, and show
 a cell's deciding pairs on click; corpus text must stay text. Screenshots land in test-artifacts/."""
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.print_page_options import PrintOptions
 
 from profile_dist import schema
-from profile_dist.workflows.demo import demo_job
+from profile_dist.factors import all_factors
+from profile_dist.workflows.demo import run_demo
 from profile_dist.workflows.job import CorpusConfig, JobConfig, run_job
 from profile_dist.report import build_report
 
@@ -83,12 +84,39 @@ def click_cell(browser, data: dict, labeler: str, setting: str, factor: str, tas
 
 @pytest.fixture(scope="module")
 def demo_results(tmp_path_factory) -> Path:
-    return Path(run_job(demo_job(str(tmp_path_factory.mktemp("demo")), None, bootstrap=50), progress=False))
+    return Path(run_demo(str(tmp_path_factory.mktemp("demo")), bootstrap=50, say=lambda line: None, progress=False))
 
 
 def test_demo_report_in_chromium(browser, demo_results):
     html = demo_results / "report.html"
     data = check_page(browser, html, "report-demo")
+    text = lambda selector: browser.js("return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent)", selector)
+
+    # The simulated model: a banner, and a mark on each of its sources, on each LLM factor's rows and on the gap.
+    banner = browser.driver.find_element(By.ID, "simulated-banner")
+    assert banner.is_displayed() and "sim-model, sim-rater are simulated models" in banner.text
+    llm_factors = {f.name for f in all_factors() if f.kind != "rule"} & {r["factor"] for r in data["influence"]}
+    assert {"fluency", "facts"} <= llm_factors
+    for plot in ("svg.heatmap", "svg.forest"):
+        labels = dict(zip(browser.js(f"return Array.from(document.querySelectorAll('{plot} text.factor-label')).map(e => e.getAttribute('data-factor'))"),
+                          text(f"{plot} text.factor-label")))
+        assert set(labels) == {r["factor"] for r in data["influence"]}
+        assert {f for f, shown in labels.items() if shown == f"{f} (simulated)"} == llm_factors, plot
+        assert {f for f, shown in labels.items() if shown == f} == set(labels) - llm_factors, plot
+        assert set(browser.js(f"return Array.from(document.querySelectorAll('{plot} text.factor-label.simulated')).map(e => e.getAttribute('data-factor'))")) == llm_factors
+    assert sorted(text("svg.heatmap text.source-setting")) == ["evaluation (simulated)", "generation (simulated)", "human"]
+    for labeler, setting, factor, simulated in (("human", "human", "fluency", "true"), ("human", "human", "length", "false"),
+                                                 ("sim-model", "generation", "length", "true")):
+        cell = f'g.hm-cell[data-labeler="{labeler}"][data-setting="{setting}"][data-factor="{factor}"]'
+        assert browser.js("return document.querySelector(arguments[0]).getAttribute('data-simulated')", cell) == simulated
+    # The generation-evaluation gap is drawn for the simulated model, and says so.
+    assert data["gaps"]["alignment"] and browser.js("return document.querySelectorAll('#gap-plots svg.gap').length") == 1
+    assert text("#gap-plots text.gap-model.simulated") == ["sim-model (simulated) (task helpful)"]
+    gap_rows = browser.js("return Array.from(document.querySelectorAll('#gap-plots table.gap-factors tr[data-simulated=\"true\"] td:nth-child(2)')).map(e => e.textContent)")
+    assert gap_rows and set(gap_rows) == {"sim-model (simulated)"}
+    assert "No model appears both as judge" not in browser.js("return document.getElementById('alignment').textContent")
+    browser.js("document.getElementById('alignment').scrollIntoView()")
+    browser.screenshot("report-demo-gap")
     assert browser.js("return document.querySelectorAll('#examples-list article.pair').length") > 0  # top findings' pairs, for print
     shown = click_cell(browser, data, "human", "human", "length")
     assert shown, "the demo's human/length cell has deciding pairs"
@@ -110,12 +138,13 @@ def test_demo_report_in_chromium(browser, demo_results):
     assert defined == sorted(strongest, key=lambda f: (-strongest[f], f))
 
     # Filter a source out: its column, forest markers and alignment disappear; back in, they return.
-    box = browser.driver.find_element(By.CSS_SELECTOR, '#source-filter input[data-source="demo-judge/evaluation"]')
+    box = browser.driver.find_element(By.CSS_SELECTOR, '#source-filter input[data-source="sim-model/evaluation"]')
+    assert box.find_element(By.XPATH, "..").text.strip() == "sim-model/evaluation (simulated)"
     box.click()
-    assert browser.js("""return document.querySelectorAll('[data-source="demo-judge/evaluation"]:not(input)').length""") == 0
-    assert browser.js("return document.querySelectorAll('svg.alignment').length") == 0
+    assert browser.js("""return document.querySelectorAll('[data-source="sim-model/evaluation"]:not(input)').length""") == 0
+    assert browser.js("return document.querySelectorAll('svg.alignment').length") == 1  # human vs the writer remain
     box.click()
-    assert browser.js("""return document.querySelectorAll('g.hm-cell[data-source="demo-judge/evaluation"]').length""") > 0
+    assert browser.js("""return document.querySelectorAll('g.hm-cell[data-source="sim-model/evaluation"]').length""") > 0
     assert not severe(browser.console())
 
     # Printable: the print stylesheet hides the controls, and Chromium prints the page to a real PDF.

@@ -64,9 +64,9 @@
   // Measured with the page's own font (a canvas needs no layout), so labels never run into the plot.
   var MEASURE = document.createElement("canvas").getContext("2d");
   var FONT_FAMILY = window.getComputedStyle(document.documentElement).fontFamily;
-  function textWidth(str, px) {
-    if (!MEASURE) return str.length * (px || 13) * 0.62;
-    MEASURE.font = (px || 13) + "px " + FONT_FAMILY;
+  function textWidth(str, px, bold) {
+    if (!MEASURE) return str.length * (px || 13) * (bold ? 0.68 : 0.62);
+    MEASURE.font = (bold ? "700 " : "") + (px || 13) + "px " + FONT_FAMILY;
     return Math.ceil(MEASURE.measureText(str).width) + 2;
   }
 
@@ -102,6 +102,18 @@
     SOURCE_COLOR[src] = CATEGORICAL[i % CATEGORICAL.length];
     SOURCE_SHAPE[src] = src.slice(src.lastIndexOf("/") + 1);
   });
+  // What a simulated model produced (results.json "simulated"): every place that names it says so.
+  var SIM = DATA.simulated || {}, SIM_MARK = " (simulated)";
+  function setOf(xs) { var o = {}; (xs || []).forEach(function (x) { o[x] = true; }); return o; }
+  var SIM_SOURCES = setOf(SIM.sources), SIM_FACTORS = setOf(SIM.factors), SIM_MODELS = setOf(SIM.models);
+  function simModelName(m) { return !!(SIM_MODELS[m] || SIM_SOURCES[m + "/evaluation"] || SIM_SOURCES[m + "/generation"]); }
+  function simSource(src) { return SIM_SOURCES[src] ? src + SIM_MARK : src; }
+  function simFactor(f) { return SIM_FACTORS[f] ? f + SIM_MARK : f; }
+  function simModel(m) { return simModelName(m) ? m + SIM_MARK : m; }
+  function simAttrs(attrs, on) {
+    if (on) { attrs["class"] = ((attrs["class"] || "") + " simulated").trim(); attrs["data-simulated"] = "true"; }
+    return attrs;
+  }
   var FACTOR_STYLE = {};
   FACTORS.forEach(function (f, i) { FACTOR_STYLE[f] = { color: CATEGORICAL[i % 7], dash: DASHES[Math.floor(i / 7) % DASHES.length] }; });
 
@@ -134,8 +146,9 @@
   function sourceLegend(sources) {
     var x = 0, items = [];
     sources.forEach(function (src) {
-      items.push(s("g", { transform: "translate(" + x + ",0)" }, [marker(6, 8, src, true), s("text", { x: 16, y: 12, "font-size": 12 }, [src])]));
-      x += 34 + textWidth(src, 12);
+      items.push(s("g", { transform: "translate(" + x + ",0)" }, [marker(6, 8, src, true),
+        s("text", simAttrs({ x: 16, y: 12, "font-size": 12 }, SIM_SOURCES[src]), [simSource(src)])]));
+      x += 34 + textWidth(simSource(src), 12);
     });
     items.push(s("g", { transform: "translate(" + x + ",0)" }, [
       s("circle", { cx: 6, cy: 8, r: 4.8, fill: "#fff", stroke: "#555", "stroke-width": 1.6 }),
@@ -169,8 +182,9 @@
       if (!sources.length) { host.appendChild(h("p", { "class": "empty" }, ["Task " + task + ": every source is filtered out."])); return; }
       var byKey = {};
       rows.forEach(function (r) { byKey[sourceName(r) + "\u0001" + r.factor] = r; });
-      var labelW = Math.max.apply(null, sources.map(function (src) { return textWidth(clip(src.slice(0, src.lastIndexOf("/")), 22), 12); }));
-      var cw = Math.max(104, Math.min(176, labelW + 14)), ch = 42, left = 14 + Math.max.apply(null, factors.map(function (f) { return textWidth(f, 13); })), top = 46;
+      var labelW = Math.max.apply(null, sources.map(function (src) {
+        return Math.max(textWidth(clip(src.slice(0, src.lastIndexOf("/")), 22), 12), textWidth(simSource(src).slice(src.lastIndexOf("/") + 1), 11)); }));
+      var cw = Math.max(104, Math.min(176, labelW + 14)), ch = 42, left = 14 + Math.max.apply(null, factors.map(function (f) { return textWidth(simFactor(f), 13); })), top = 46;
       var width = left + cw * sources.length + 10, height = top + ch * factors.length + 6;
       var svg = svgRoot(width, height, "heatmap", "Heatmap of tau for task " + task);
       svg.setAttribute("data-task", task);
@@ -178,11 +192,13 @@
         var parts = src.split("/"), setting = parts.pop(), labeler = parts.join("/");
         var x = left + cw * j + cw / 2;
         svg.appendChild(tip(s("text", { x: x, y: 18, "font-size": 12, "text-anchor": "middle", "font-weight": 600 }, [clip(labeler, 22)]), src));
-        svg.appendChild(s("text", { x: x, y: 34, "font-size": 11, "text-anchor": "middle", "font-style": "italic", fill: "#5a5a5a" }, [setting]));
+        svg.appendChild(s("text", simAttrs({ "class": "source-setting", "data-source": src, x: x, y: 34, "font-size": 11, "text-anchor": "middle",
+          "font-style": "italic", fill: "#5a5a5a" }, SIM_SOURCES[src]), [setting + (SIM_SOURCES[src] ? SIM_MARK : "")]));
       });
       factors.forEach(function (factor, i) {
         var y = top + ch * i;
-        svg.appendChild(s("text", { x: left - 8, y: y + ch / 2 + 4, "font-size": 13, "text-anchor": "end" }, [factor]));
+        svg.appendChild(s("text", simAttrs({ "class": "factor-label", "data-factor": factor, x: left - 8, y: y + ch / 2 + 4, "font-size": 13,
+          "text-anchor": "end" }, SIM_FACTORS[factor]), [simFactor(factor)]));
         sources.forEach(function (src, j) {
           var r = byKey[src + "\u0001" + factor];
           var x = left + cw * j;
@@ -193,16 +209,18 @@
           var few = fewPairs(r);
           var fill = few ? "#f2f2f2" : diverging(r.tau, TAU_MAX), ink = few ? "#6b6b6b" : inkOn(fill), sig = !few && excludesZero(r.ci_low, r.ci_high);
           var selected = state.selected && cellKey(state.selected) === cellKey(r);
+          var simulated = !!(SIM_SOURCES[src] || SIM_FACTORS[factor]);
           var g = s("g", { "class": "hm-cell" + (selected ? " selected" : ""), tabindex: 0, role: "button",
             "data-task": task, "data-source": src, "data-labeler": r.labeler, "data-setting": r.setting, "data-factor": factor,
-            "aria-label": src + ", " + factor + ": tau " + fmt(r.tau) + " " + ci(r.ci_low, r.ci_high) + ". Show deciding pairs." });
+            "data-simulated": simulated ? "true" : "false",
+            "aria-label": simSource(src) + ", " + simFactor(factor) + ": tau " + fmt(r.tau) + " " + ci(r.ci_low, r.ci_high) + ". Show deciding pairs." });
           g.appendChild(s("rect", { "class": "cell", x: x + 1, y: y + 1, width: cw - 2, height: ch - 2, rx: 3, fill: fill,
             stroke: sig ? "#1b1b1b" : "#e0e0e0", "stroke-width": sig ? 1.5 : 1 }));
           g.appendChild(s("text", { x: x + cw / 2, y: y + 18, "font-size": 13, "text-anchor": "middle", fill: ink, "font-weight": sig ? 700 : 400 },
             [r.tau === null ? "n/a" : fmt(r.tau) + (sig ? " *" : "")]));
           g.appendChild(s("text", { x: x + cw / 2, y: y + 33, "font-size": 10, "text-anchor": "middle", fill: ink },
             [few ? "only " + (r.n_concordant + r.n_discordant) + " pair(s) differ" : ci(r.ci_low, r.ci_high)]));
-          tip(g, src + " \u00b7 " + factor + " (task " + task + ")\ntau " + fmt(r.tau, 3) + "  " + LEVEL + "% CI " + (ci(r.ci_low, r.ci_high, 3) || "n/a") +
+          tip(g, simSource(src) + " \u00b7 " + simFactor(factor) + " (task " + task + ")\ntau " + fmt(r.tau, 3) + "  " + LEVEL + "% CI " + (ci(r.ci_low, r.ci_high, 3) || "n/a") +
             "\nP(preferred has more) " + (r.p_preferred_more === null ? "n/a" : Math.round(100 * r.p_preferred_more) + "%") +
             "\nC " + r.n_concordant + ", D " + r.n_discordant + ", tied values " + r.n_ties + "\nClick to see the pairs it decided.");
           g.addEventListener("click", function () { select(r, true); });
@@ -242,7 +260,7 @@
       var byKey = {};
       rows.forEach(function (r) { byKey[sourceName(r) + "\u0001" + r.factor] = r; });
       var legend = sourceLegend(sources);
-      var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(f, 13); })), plotW = 520, top = 48, rowH = 15;
+      var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(simFactor(f), 13); })), plotW = 520, top = 48, rowH = 15;
       var defined = {};
       rows.forEach(function (r) { if (r.tau !== null) defined[r.factor] = true; });
       var fullH = sources.length * rowH + 10, emptyH = 22, bandTop = {}, y = top;
@@ -255,7 +273,8 @@
       factors.forEach(function (factor, i) {
         var y0 = bandTop[factor], bandH = defined[factor] ? fullH : emptyH;
         if (i % 2 === 0) svg.appendChild(s("rect", { x: left, y: y0, width: plotW, height: bandH, fill: "#f4f4f6" }));
-        svg.appendChild(s("text", { x: left - 8, y: y0 + bandH / 2 + 4, "font-size": 13, "text-anchor": "end", fill: defined[factor] ? "#1b1b1b" : "#8a8a8a" }, [factor]));
+        svg.appendChild(s("text", simAttrs({ "class": "factor-label", "data-factor": factor, x: left - 8, y: y0 + bandH / 2 + 4, "font-size": 13, "text-anchor": "end",
+          fill: defined[factor] ? "#1b1b1b" : "#8a8a8a" }, SIM_FACTORS[factor]), [simFactor(factor)]));
         if (!defined[factor]) svg.appendChild(s("text", { x: left + 8, y: y0 + bandH / 2 + 4, "font-size": 11, fill: "#6b6b6b" }, ["n/a: no source's pairs tell this factor apart"]));
       });
       svg.appendChild(axis.g);
@@ -308,14 +327,16 @@
       var find = {};
       rows.forEach(function (a) { find[a.source_x + "\u0001" + a.source_y] = a; find[a.source_y + "\u0001" + a.source_x] = a; });
       var labelW = Math.max.apply(null, sources.map(function (src) { return textWidth(clip(src.slice(0, src.lastIndexOf("/")), 22), 11); }));
-      var cw = Math.max(96, Math.min(170, labelW + 14)), ch = 40, left = 12 + Math.max.apply(null, sources.map(function (x) { return textWidth(clip(x, 34), 12); })), top = 40;
+      var cw = Math.max(96, Math.min(170, labelW + 14)), ch = 40, left = 12 + Math.max.apply(null, sources.map(function (x) { return textWidth(clip(simSource(x), 46), 12); })), top = 40;
       var width = left + cw * sources.length + 10, height = top + ch * sources.length + 6;
       var svg = svgRoot(width, height, "alignment", "Alignment between sources, task " + task);
       svg.setAttribute("data-task", task);
       sources.forEach(function (src, j) {
         svg.appendChild(tip(s("text", { x: left + cw * j + cw / 2, y: 16, "font-size": 11, "text-anchor": "middle" }, [clip(src.slice(0, src.lastIndexOf("/")), 22)]), src));
-        svg.appendChild(s("text", { x: left + cw * j + cw / 2, y: 30, "font-size": 10, "text-anchor": "middle", "font-style": "italic", fill: "#5a5a5a" }, [src.split("/").pop()]));
-        svg.appendChild(tip(s("text", { x: left - 8, y: top + ch * j + ch / 2 + 4, "font-size": 12, "text-anchor": "end" }, [clip(src, 34)]), src));
+        svg.appendChild(s("text", simAttrs({ x: left + cw * j + cw / 2, y: 30, "font-size": 10, "text-anchor": "middle", "font-style": "italic", fill: "#5a5a5a" },
+          SIM_SOURCES[src]), [src.split("/").pop() + (SIM_SOURCES[src] ? SIM_MARK : "")]));
+        svg.appendChild(tip(s("text", simAttrs({ x: left - 8, y: top + ch * j + ch / 2 + 4, "font-size": 12, "text-anchor": "end" }, SIM_SOURCES[src]),
+          [clip(simSource(src), 46)]), simSource(src)));
       });
       sources.forEach(function (sy, i) {
         sources.forEach(function (sx, j) {
@@ -356,14 +377,17 @@
         : "No model appears both as judge (evaluation) and as writer (generation) next to a human source, so there is no gap to show."]));
       return;
     }
-    var left = 250, plotW = 420, rowH = 22, top = 30, blockH = 2 * rowH + 26;
+    function gapLabel(g) { return clip(simModel(g.labeler), 42) + " (task " + g.task + ")"; }
+    var left = Math.max(250, 16 + Math.max.apply(null, rows.map(function (g) { return textWidth(gapLabel(g), 13); })));
+    var plotW = 420, rowH = 22, top = 30, blockH = 2 * rowH + 26;
     var width = left + plotW + 200, height = top + blockH * rows.length + 4;
     var svg = svgRoot(width, height, "gap", "Generation-evaluation gap per model");
     var axis = hAxis(left, plotW, m.lo, m.hi, top - 6, height - 4, ticksFor(m.lo, m.hi));
     svg.appendChild(axis.g);
     rows.forEach(function (g, i) {
       var y0 = top + blockH * i;
-      svg.appendChild(s("text", { x: 6, y: y0 + 14, "font-size": 13, "font-weight": 600 }, [clip(g.labeler, 30) + " (task " + g.task + ")"]));
+      svg.appendChild(s("text", simAttrs({ "class": "gap-model", "data-model": g.labeler, x: 6, y: y0 + 14, "font-size": 13, "font-weight": 600 },
+        simModelName(g.labeler)), [gapLabel(g)]));
       [["evaluation", "as judge (evaluation)"], ["generation", "as writer (generation)"]].forEach(function (pair, k) {
         var y = y0 + 24 + rowH * k, src = g.labeler + "/" + pair[0], v = g[pair[0]], c = g[pair[0] + "_ci"] || [null, null];
         svg.appendChild(s("text", { x: 18, y: y + 4, "font-size": 12 }, [pair[1] + " vs " + clip(g.human, 14)]));
@@ -388,7 +412,7 @@
     factorRows.forEach(function (f) { (groups[f.task + "\u0001" + f.labeler + "\u0001" + f.human] = groups[f.task + "\u0001" + f.labeler + "\u0001" + f.human] || []).push(f); });
     Object.keys(groups).sort().forEach(function (k) {
       groups[k].sort(function (a, b) { return Math.abs(b.generation_minus_evaluation) - Math.abs(a.generation_minus_evaluation); }).slice(0, 3).forEach(function (f) {
-        table.appendChild(h("tr", {}, [h("td", {}, [f.task]), h("td", {}, [f.labeler]), h("td", {}, [f.factor]),
+        table.appendChild(h("tr", simAttrs({}, simModelName(f.labeler) || SIM_FACTORS[f.factor]), [h("td", {}, [f.task]), h("td", {}, [simModel(f.labeler)]), h("td", {}, [simFactor(f.factor)]),
           h("td", { "class": "num" }, [fmt(f.tau_human)]), h("td", { "class": "num" }, [fmt(f.tau_evaluation)]), h("td", { "class": "num" }, [fmt(f.tau_generation)]),
           h("td", { "class": "num" + (excludesZero(f.ci[0], f.ci[1]) ? " sig-yes" : "") }, [fmt(f.generation_minus_evaluation) + " " + ci(f.ci[0], f.ci[1])])]));
       });
@@ -419,7 +443,8 @@
           ext = Math.ceil(ext * 4) / 4;
           panels.push({ name: name, rows: rs, lo: -ext, hi: ext });
         });
-        var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(f, 13); })), panelW = 200, gapW = 56, top = 34, rowH = 24;
+        // Labels of disagreeing rows are bold: measure them so (canvas font "700 13px ...").
+        var left = 16 + Math.max.apply(null, factors.map(function (f) { return textWidth(simFactor(f), 13, true); })), panelW = 200, gapW = 56, top = 34, rowH = 24;
         var width = left + panels.length * (panelW + gapW) + 40, height = top + rowH * factors.length + 8;
         var reasons = {};
         adj.forEach(function (a) { if (a.disagreement) reasons[a.factor] = a.disagreement; });
@@ -429,7 +454,8 @@
           var y = top + rowH * i, base = lookup[0][factor];
           var disagree = !!reasons[factor];
           if (disagree) svg.appendChild(tip(s("rect", { "class": "disagree", x: 0, y: y, width: width, height: rowH, fill: "#fdeede" }), reasons[factor]));
-          svg.appendChild(s("text", { x: left - 8, y: y + rowH / 2 + 4, "font-size": 13, "text-anchor": "end", "font-weight": disagree ? 700 : 400 }, [factor]));
+          svg.appendChild(s("text", simAttrs({ x: left - 8, y: y + rowH / 2 + 4, "font-size": 13, "text-anchor": "end", "font-weight": disagree ? 700 : 400 },
+            SIM_FACTORS[factor]), [simFactor(factor)]));
           if (disagree) svg.appendChild(s("text", { x: width - 46, y: y + rowH / 2 + 4, "font-size": 12, fill: "#b35806", "font-weight": 700 }, ["\u2260"]));
         });
         panels.forEach(function (p, k) {
@@ -444,7 +470,7 @@
             svg.appendChild(tip(s("g", {}, [marker(axis.scale(r.value), y, src, excludesZero(r.ci_low, r.ci_high))]), p.name + " \u00b7 " + factor + ": " + fmt(r.value, 3) + " " + ci(r.ci_low, r.ci_high, 3)));
           });
         });
-        host.appendChild(figure("adjusted-figure", src + " \u00b7 task " + task,
+        host.appendChild(figure("adjusted-figure", simSource(src) + " \u00b7 task " + task,
           "Left: plain tau; right: effects with other factors held fixed, each on its own scale. Shaded rows (\u2260): the reduce found the adjusted and the plain effect disagree.", svg));
         var flagged = factors.filter(function (f) { return reasons[f]; });
         if (flagged.length) host.appendChild(h("ul", { "class": "note adjusted-reasons" }, flagged.map(function (f) { return h("li", {}, [f + ": " + reasons[f]]); })));
@@ -543,7 +569,7 @@
     var pairs = EXAMPLES[cellKey(cell)] || [];
     var src = sourceName(cell);
     var box = h("div", { "class": "pairs-cell", "data-task": cell.task, "data-source": src, "data-factor": cell.factor });
-    box.appendChild(h("h3", {}, [src + " \u00b7 " + cell.factor + " \u00b7 task " + cell.task]));
+    box.appendChild(h("h3", {}, [simSource(src) + " \u00b7 " + simFactor(cell.factor) + " \u00b7 task " + cell.task]));
     if (r.tau !== null && r.tau !== undefined) {
       var more = r.tau > 0, share = Math.round(100 * (more ? r.p_preferred_more : 1 - r.p_preferred_more));
       box.appendChild(h("p", {}, ["tau " + fmt(r.tau) + " " + ci(r.ci_low, r.ci_high) + ": the preferred response has " + (more ? "more " : "less ") +
@@ -599,7 +625,7 @@
     SOURCES.forEach(function (src) {
       var box = h("input", { type: "checkbox", checked: "", "data-source": src });
       box.addEventListener("change", function () { if (box.checked) delete state.hidden[src]; else state.hidden[src] = true; renderAll(); });
-      boxes.appendChild(h("label", {}, [box, " " + src]));
+      boxes.appendChild(h("label", simAttrs({}, SIM_SOURCES[src]), [box, " " + simSource(src)]));
     });
     nav.appendChild(boxes);
     var sortSelect = h("select", { id: "factor-sort" }, [["name", "by name"], ["strongest", "strongest |tau| first"], ["spread", "most disagreement first"]].map(function (o) {
