@@ -12,6 +12,8 @@ import pyarrow as pa
 from profile_dist.errors import ProfileDistError
 
 LABELS = ("a", "b", "tie")
+# Field metadata of a column added after tables were first written: a table without it reads as null.
+OPTIONAL = {b"optional": b"added later; null in older outputs"}
 SETTINGS = ("human", "evaluation", "generation")
 
 PROMPTS = pa.schema(
@@ -93,6 +95,14 @@ INFLUENCE = pa.schema(
         pa.field("ci_low", pa.float64(), nullable=True),
         pa.field("ci_high", pa.float64(), nullable=True),
         pa.field("n_bootstrap", pa.int64(), nullable=False),
+        # What the interval rests on (absent from results written before they existed: read as null).
+        # "prompt" when some prompt holds several of the group's pairs and they were resampled together,
+        # else "pair"; n_units = prompts (or pairs) resampled, exact when n_units_exact (else an estimate);
+        # design_effect = the variance inflation the interval allowed for (1 = independent pairs).
+        pa.field("bootstrap_unit", pa.string(), nullable=True, metadata=OPTIONAL),
+        pa.field("n_units", pa.int64(), nullable=True, metadata=OPTIONAL),
+        pa.field("n_units_exact", pa.bool_(), nullable=True, metadata=OPTIONAL),
+        pa.field("design_effect", pa.float64(), nullable=True, metadata=OPTIONAL),
     ]
 )
 
@@ -139,11 +149,14 @@ SKIPPED = pa.schema(
 
 def conform(table: pa.Table, schema: pa.Schema, *, where: str) -> pa.Table:
     """Select, order and cast ``table``'s columns to ``schema``; a clear error names what is wrong."""
-    missing = [name for name in schema.names if name not in table.column_names]
+    missing = [f.name for f in schema if f.name not in table.column_names and not _optional(f)]
     if missing:
         raise SchemaError(f"{where}: missing column(s) {', '.join(missing)}; expected {schema.names}")
     columns = []
     for field in schema:
+        if field.name not in table.column_names:  # an optional column an older output lacks
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
         column = table.column(field.name)
         if not column.type.equals(field.type):
             try:
@@ -156,6 +169,10 @@ def conform(table: pa.Table, schema: pa.Schema, *, where: str) -> pa.Table:
             raise SchemaError(f"{where}: column {field.name!r} has {column.null_count} null value(s)")
         columns.append(column)
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _optional(field: pa.Field) -> bool:
+    return bool(field.metadata) and b"optional" in field.metadata
 
 
 class SchemaError(ProfileDistError, ValueError):

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sp
+from statsmodels.stats.proportion import proportion_confint
+
 from profile_dist.analysis import stats
 
 finite = st.floats(min_value=-1, max_value=1, allow_nan=False).map(lambda x: round(x, 2))
@@ -124,3 +126,77 @@ def test_percentile_interval_matches_numpy_and_ignores_nan():
     assert low == pytest.approx(np.percentile(finite_samples, 5))
     assert high == pytest.approx(np.percentile(finite_samples, 95))
     assert stats.percentile_interval(np.array([np.nan])) == (None, None)
+
+
+# --- the interval for tau: Wilson on C / (C + D), widened by a design effect ---------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 400), st.integers(0, 400), st.floats(1.0, 12.0), st.sampled_from([0.8, 0.9, 0.95, 0.99]))
+def test_tau_interval_is_statsmodels_wilson_over_the_effective_pairs(c, d, deff, level):
+    if c + d == 0:
+        assert stats.tau_interval(c, d, deff, level) == (None, None)
+        return
+    low, high = stats.tau_interval(c, d, deff, level)
+    p_low, p_high = proportion_confint(c / deff, (c + d) / deff, alpha=1 - level, method="wilson")
+    assert low == pytest.approx(2 * p_low - 1, abs=1e-12) and high == pytest.approx(2 * p_high - 1, abs=1e-12)
+    assert -1 <= low < high <= 1  # never of zero width, at the boundary too
+    tau = (c - d) / (c + d)
+    assert low <= tau <= high
+
+
+def test_the_interval_keeps_its_width_when_no_discordant_pair_was_seen():
+    # By hand: Wilson at p = 1 over n pairs has low end n / (n + z^2); tau = 2p - 1.
+    z2 = 1.959963984540054**2
+    for n in (5, 30, 758):
+        low, high = stats.tau_interval(n, 0)
+        assert high == 1.0 and low == pytest.approx(2 * n / (n + z2) - 1)
+        assert stats.tau_interval(0, n) == (-1.0, pytest.approx(1 - 2 * n / (n + z2)))
+    # Ten pairs per prompt moving together count as fewer pairs: the interval widens.
+    assert stats.tau_interval(300, 0, deff=10)[0] == pytest.approx(2 * 30 / (30 + z2) - 1)
+
+
+def test_design_effect_is_the_bootstrap_variance_over_the_binomial_within_its_bounds():
+    rng = np.random.default_rng(1)
+    c, d = 600, 400
+    binomial = 0.6 * 0.4 / 1000
+    replicate_p = 0.6 + rng.standard_normal(5000) * math.sqrt(2.5 * binomial)
+    sample_ratio = np.var(replicate_p, ddof=1) / binomial
+    assert stats.design_effect(c, d, replicate_p, max_effect=10) == pytest.approx(sample_ratio)
+    assert stats.design_effect(c, d, replicate_p, max_effect=2) == 2.0  # bounded by the units' sizes
+    assert stats.design_effect(c, d, replicate_p, max_effect=1) == 1.0  # one pair per unit: binomial
+    narrow = 0.6 + rng.standard_normal(5000) * math.sqrt(0.5 * binomial)
+    assert stats.design_effect(c, d, narrow, max_effect=10) == 1.0  # below 1 is noise
+    assert stats.design_effect(c, d, np.append(replicate_p, np.nan), max_effect=10) == pytest.approx(sample_ratio)
+    # At the boundary every replicate is 1: the data cannot tell, the bound is used.
+    assert stats.design_effect(1000, 0, np.ones(200), max_effect=4.5) == 4.5
+    with pytest.raises(ValueError):
+        stats.design_effect(0, 0, np.ones(3))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 300), st.integers(0, 300), st.floats(1.0, 12.0), st.integers(1, 500))
+def test_clustered_pairs_get_the_korn_graubard_interval(c, d, deff, df):
+    # Korn & Graubard (1998): Clopper-Pearson (statsmodels "beta") over n* = n / deff * (t_{n-1} / t_df)^2
+    if c + d == 0:
+        return
+    n = c + d
+    n_star = n / deff * (sp.t.ppf(0.975, max(n - 1, 1)) / sp.t.ppf(0.975, df)) ** 2
+    p_low, p_high = proportion_confint(c / n * n_star, n_star, alpha=0.05, method="beta")
+    low, high = stats.tau_interval(c, d, deff, 0.95, df=df)
+    assert low == pytest.approx(2 * p_low - 1, abs=1e-9) and high == pytest.approx(2 * p_high - 1, abs=1e-9)
+    assert -1 <= low < high <= 1 and low <= (c - d) / n <= high
+    # fewer prompts to estimate the variance from, or more pairs moving together: wider
+    wider = stats.tau_interval(c, d, deff * 2, 0.95, df=df)
+    assert wider[0] <= low and wider[1] >= high
+
+
+def test_wilson_interval_rejects_impossible_counts():
+    with pytest.raises(ValueError):
+        stats.wilson_interval(3, 2)
+    with pytest.raises(ValueError):
+        stats.wilson_interval(0, 0)
+    with pytest.raises(ValueError):
+        stats.z_value(1.0)
+    with pytest.raises(ValueError):
+        stats.korn_graubard_interval(3, 5, 1.0, df=0)

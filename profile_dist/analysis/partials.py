@@ -24,13 +24,25 @@ Poisson bootstrap up to rare collisions, and with n >> M its variance estimate h
 freedom (relative error sqrt(2 / M) ~ 1.1% at the default M = 16384, ~0.55% on a CI's width). The
 coverage simulation in bench/reduce_coverage.py checks the resulting 95% intervals.
 
-Bucketing by the prompt instead of the pair (``bootstrap_unit = "prompt"``) resamples prompts, the
-honest unit when several pairs share a prompt (the generation setting's C(K, 2) pairs per prompt),
-and pairs the replicates of every source that labels the same prompts.
+Bucketing by the prompt instead of the pair (``bootstrap_unit = "prompt"``, and ``"auto"``, the
+default) resamples prompts, the honest unit when several pairs share a prompt (the generation
+setting's C(K, 2) pairs per prompt), and pairs the replicates of every source that labels the same
+prompts. When every prompt of a group has one pair, resampling prompts is resampling pairs.
+
+Units: a bottom-k sketch
+------------------------
+Which unit a group's resampling effectively used, how many units there were and how large they are
+(the design effect if all of a unit's pairs agreed, sum n_u^2 / sum n_u) come from the k smallest
+distinct unit hashes of the group with their pair counts (``unit_sample_size``, default 65,536). The
+sketch merges exactly (a unit's pairs in several shards add up; the k smallest of a union are among
+the k smallest of each part), so it is sharding-independent too. Up to k units it is exact; beyond,
+the unit count is the KMV estimate (k - 1) / U_(k) (relative error ~ 1 / sqrt(k) = 0.4%) and the
+unit sizes are those of a uniform sample of units.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -57,6 +69,7 @@ class ReduceConfig:
     seed: int = 0
     n_buckets: int = 1 << 14
     sample_size: int = 50_000  # pairs per group kept (bottom-k by hash) for the adjusted model
+    unit_sample_size: int = 1 << 16  # distinct bootstrap units per group kept (bottom-k by hash) to describe them
 
     def __post_init__(self) -> None:
         if self.n_buckets < 1 or self.n_buckets & (self.n_buckets - 1):
@@ -65,6 +78,8 @@ class ReduceConfig:
             raise ValueError("n_bootstrap must be 0 or more")
         if self.sample_size < 0:
             raise ValueError("sample_size must be 0 or more")
+        if self.unit_sample_size < 2:
+            raise ValueError("unit_sample_size must be 2 or more")
 
     @property
     def bucket_bits(self) -> int:
@@ -101,10 +116,12 @@ class GroupStats:
     sample_hash: np.ndarray  # uint64[k], ascending
     sample_diffs: np.ndarray  # float64[k, F]
     sample_matched: np.ndarray  # bool[k]
+    units: "UnitSketch"
 
     def add(self, other: "GroupStats", sample_size: int) -> "GroupStats":
         self.totals = self.totals + other.totals
         self.buckets = self.buckets + other.buckets
+        self.units = self.units.merge(other.units)
         self.sample_hash, self.sample_diffs, self.sample_matched = _bottom_k(
             np.concatenate([self.sample_hash, other.sample_hash]),
             np.concatenate([self.sample_diffs, other.sample_diffs]),
@@ -128,6 +145,65 @@ class GroupStats:
     @property
     def missing(self) -> np.ndarray:
         return self.totals[:, MISSING] + self.totals[:, 4 + MISSING]
+
+
+@dataclass(frozen=True)
+class UnitSketch:
+    """The k smallest distinct bootstrap-unit hashes of a group with their pair counts (see the module doc)."""
+
+    hashes: np.ndarray  # uint64[<= k], ascending, distinct
+    pairs: np.ndarray  # int64[<= k]: the group's pairs in each unit (all of them, over every shard)
+    truncated: bool  # more than k distinct units were seen
+    k: int
+
+    @classmethod
+    def of(cls, unit_hash: np.ndarray, k: int) -> "UnitSketch":
+        unit_hash = np.asarray(unit_hash, dtype=np.uint64)
+        # Sorting a whole shard's hashes costs more than the rest of the map; the k smallest distinct
+        # units are usually among the few * k smallest hashes: select those (O(n)), sort only them.
+        for position in (2 * k, 32 * k):
+            if position >= len(unit_hash) - 1:
+                break
+            threshold = np.partition(unit_hash, position)[position]
+            hashes, counts = np.unique(unit_hash[unit_hash <= threshold], return_counts=True)
+            if len(hashes) >= k:  # every hash above the threshold ranks after these k
+                truncated = len(hashes) > k or bool(unit_hash.max() > threshold)
+                return cls(hashes[:k], counts[:k].astype(np.int64), truncated, k)
+        hashes, counts = np.unique(unit_hash, return_counts=True)
+        return cls(hashes[:k], counts[:k].astype(np.int64), len(hashes) > k, k)
+
+    def merge(self, other: "UnitSketch") -> "UnitSketch":
+        hashes, inverse = np.unique(np.concatenate([self.hashes, other.hashes]), return_inverse=True)
+        pairs = np.zeros(len(hashes), dtype=np.int64)
+        np.add.at(pairs, inverse, np.concatenate([self.pairs, other.pairs]))
+        return UnitSketch(hashes[:self.k], pairs[:self.k], self.truncated or other.truncated or len(hashes) > self.k, self.k)
+
+    def summary(self) -> "UnitSummary":
+        if not len(self.hashes):
+            return UnitSummary(0, True, 1.0, False)
+        pairs = self.pairs.astype(np.float64)
+        max_effect = float(np.sum(pairs * pairs) / np.sum(pairs))
+        if self.truncated:  # KMV: the k-th smallest of n uniform hashes is ~ k / n
+            kth = (float(self.hashes[-1]) + 1.0) / 2.0**64
+            n_units = int(round((len(self.hashes) - 1) / kth))
+        else:
+            n_units = len(self.hashes)
+        return UnitSummary(n_units, not self.truncated, max_effect, bool(self.pairs.max() > 1))
+
+
+@dataclass(frozen=True)
+class UnitSummary:
+    """What a group's bootstrap resampled: how many units, how large, and whether any holds several pairs."""
+
+    n_units: int  # exact when ``exact``, else the KMV estimate
+    exact: bool
+    max_design_effect: float  # sum n_u^2 / sum n_u: the variance inflation if every unit's pairs agreed
+    clustered: bool  # some unit holds more than one of the group's pairs
+
+    @property
+    def unit(self) -> str:
+        """The unit resampling effectively used: a prompt whose pairs are resampled together, or a lone pair."""
+        return "prompt" if self.clustered else "pair"
 
 
 @dataclass
@@ -209,7 +285,8 @@ def map_batch(batch: DiffBatch, config: ReduceConfig) -> Partial:
         if not mask.any():
             continue
         sample = _bottom_k(batch.pair_hash[mask], batch.diffs[mask], batch.length_matched[mask], config.sample_size)
-        partial.groups[key] = GroupStats(totals[g], buckets[g], *sample)
+        units = UnitSketch.of(batch.unit_hash[mask], config.unit_sample_size)
+        partial.groups[key] = GroupStats(totals[g], buckets[g], *sample, units)
         missing = totals[g][:, MISSING] + totals[g][:, 4 + MISSING]
         for f, name in enumerate(config.factors):
             if missing[f]:
@@ -225,9 +302,16 @@ def bucket_keys(n_buckets: int) -> np.ndarray:
     return stats.splitmix64(np.arange(n_buckets, dtype=np.uint64) ^ _BUCKET_SALT)
 
 
+@functools.lru_cache(maxsize=1)  # the bench and tests rebuild Results with one config many times
+def _replicate_weights(n_buckets: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    weights = stats.poisson_weights(bucket_keys(n_buckets), n_bootstrap, seed).T.astype(np.float64)
+    weights.setflags(write=False)  # shared by every caller with the same draws
+    return weights
+
+
 def replicate_weights(config: ReduceConfig) -> np.ndarray:
     """float64[B, M]: Poisson(1) weight of bucket j in replicate b (a pure function of j, b, seed)."""
-    return stats.poisson_weights(bucket_keys(config.n_buckets), config.n_bootstrap, config.seed).T.astype(np.float64)
+    return _replicate_weights(config.n_buckets, config.n_bootstrap, config.seed)
 
 
 def replicate_counts(group: GroupStats, weights: np.ndarray) -> np.ndarray:

@@ -3,6 +3,8 @@
 - factor influence: concordant/discordant/tied counts and tau = (C - D) / (C + D);
 - a Poisson bootstrap whose weights are a pure function of (pair id, replicate), so any sharding of
   the pairs draws the same weights and partial counts add up exactly;
+- the interval for tau: Wilson score on p = C / (C + D) for independent pairs, Korn-Graubard over an
+  effective number of pairs for pairs clustered in prompts (design effect from the bootstrap);
 - alignment between two sources' tau vectors (Kendall tau_b, Spearman rho, sign agreement, top-k
   overlap, mean absolute difference).
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from statistics import NormalDist
 from typing import Sequence
 
 import numpy as np
@@ -157,6 +160,113 @@ def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float
     alpha = (1 - level) / 2
     low, high = np.quantile(samples, [alpha, 1 - alpha])
     return float(low), float(high)
+
+
+# --- the interval for tau ------------------------------------------------------------------------
+#
+# tau = 2p - 1 with p = C / (C + D), so an interval for the proportion p maps to one for tau.
+# - Independent pairs (each prompt has one pair): the Wilson score interval (Wilson 1927; Brown, Cai &
+#   DasGupta 2001), near nominal down to small n and at the boundary: at D = 0 it is [n / (n + z^2), 1]
+#   for p, never of zero width, where a percentile bootstrap collapses to [1, 1] (every replicate has
+#   D* = 0).
+# - Pairs that share a prompt: the variance of p-hat is deff * p(1 - p) / n. The Korn-Graubard
+#   interval (Korn & Graubard 1998; R survey's svyciprop(method = "beta")): Clopper-Pearson over the
+#   effective number of pairs n* = n / deff, shrunk by (t_{n-1} / t_df)^2 for a variance estimated from
+#   df + 1 prompts. It keeps coverage near the boundary, where the few prompts that carry the minority
+#   pairs make the sampling distribution skewed (Wilson over n / deff covered 92% there, see
+#   docs/benchmarks.md). deff is the bootstrap variance over the binomial variance.
+
+
+def z_value(level: float) -> float:
+    """The standard normal quantile of a two-sided interval at ``level`` (1.96 at 0.95)."""
+    if not 0 < level < 1:
+        raise ValueError(f"confidence level must be in (0, 1), got {level}")
+    return NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def _check_counts(successes: float, n: float) -> None:
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"a proportion's interval needs 0 <= successes <= n and n > 0, got {successes} of {n}")
+
+
+def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion; counts may be non-integer (effective counts)."""
+    _check_counts(successes, n)
+    z = z_value(level)
+    p = successes / n
+    shrink = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / shrink
+    half = z / shrink * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # At p = 0 (p = 1) the low (high) end is exactly 0 (1); rounding would leave 1e-16 of it.
+    low = 0.0 if successes == 0 else max(0.0, center - half)
+    high = 1.0 if successes == n else min(1.0, center + half)
+    return low, high
+
+
+def clopper_pearson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson (beta quantile) interval for a proportion; counts may be non-integer."""
+    from scipy.stats import beta  # imported here: map tasks import this module and never need it
+
+    _check_counts(successes, n)
+    alpha = 1 - level
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return low, high
+
+
+def korn_graubard_interval(successes: float, n: float, deff: float, df: int, level: float = 0.95) -> tuple[float, float]:
+    """Korn-Graubard interval: Clopper-Pearson over n* = n / deff * (t_{n-1} / t_df)^2 pairs, same proportion."""
+    from scipy.stats import t
+
+    _check_counts(successes, n)
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be 1 or more, got {df}")
+    q = 1 - (1 - level) / 2
+    n_star = n / deff * (float(t.ppf(q, max(n - 1, 1))) / float(t.ppf(q, df))) ** 2
+    return clopper_pearson_interval(successes / n * n_star, n_star, level)
+
+
+def design_effect(concordant: int, discordant: int, replicate_p: np.ndarray, max_effect: float = 1.0) -> float:
+    """Variance of p = C / (C + D) over its binomial variance, from bootstrap replicates of p, in [1, max_effect].
+
+    ``max_effect`` is sum n_u^2 / sum n_u over the resampling units (the design effect if every pair of
+    a unit agreed; 1 when each unit is one pair), which bounds the true design effect. Where p is 0 or 1
+    every replicate agrees and the data say nothing about clustering: the bound is used (conservative).
+    Below 1 is sampling noise of the bootstrap variance (pairs of one prompt do not make p less variable
+    in expectation), so it is floored at 1.
+    """
+    n = concordant + discordant
+    if n <= 0:
+        raise ValueError("design_effect needs C + D > 0")
+    max_effect = max(1.0, float(max_effect))
+    if concordant == 0 or discordant == 0:
+        return max_effect
+    replicate_p = np.asarray(replicate_p, dtype=np.float64)
+    replicate_p = replicate_p[~np.isnan(replicate_p)]
+    if replicate_p.size < 2:
+        return max_effect
+    p = concordant / n
+    ratio = float(np.var(replicate_p, ddof=1)) / (p * (1 - p) / n)
+    return min(max_effect, max(1.0, ratio))
+
+
+def tau_interval(concordant: int, discordant: int, deff: float = 1.0, level: float = 0.95,
+                 df: int | None = None) -> tuple[float | None, float | None]:
+    """Interval for tau = (C - D) / (C + D), as 2p - 1 of an interval for p = C / (C + D).
+
+    ``df`` None: independent pairs, Wilson over (C + D) / deff pairs. ``df`` given (pairs clustered in
+    df + 1 prompts): Korn-Graubard with design effect ``deff``.
+    """
+    n = concordant + discordant
+    if n <= 0:
+        return None, None
+    if deff < 1:
+        raise ValueError(f"design effect must be 1 or more, got {deff}")
+    if df is None:
+        low, high = wilson_interval(concordant / deff, n / deff, level)
+    else:
+        low, high = korn_graubard_interval(concordant, n, deff, df, level)
+    return 2 * low - 1, 2 * high - 1
 
 
 # --- alignment between two tau vectors -------------------------------------------------------------

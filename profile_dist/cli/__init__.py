@@ -72,6 +72,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         args.pairs, args.annotations, args.output, factors=_split_list(args.factors),
         n_bootstrap=args.bootstrap, seed=args.seed, level=args.confidence, address=args.address,
         alignment_factors=_split_list(args.alignment_factors),
+        bootstrap_unit=args.bootstrap_unit,
     )
     print("\n".join(summary.lines()))
     return 0
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'all' (every reduced factor) or factor names (default: the --factors given, else 'task')")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200; 0 for none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--bootstrap-unit", choices=("auto", "pair", "prompt"), default="auto",
+                   help="what the bootstrap resamples: auto (default) resamples prompts, which is resampling pairs "
+                        "where each prompt has one pair; pair ignores that pairs of one prompt are not independent")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
 
     p = add("report", cmd_report, "write report.md, results.json and report.html from reduce results")

@@ -10,8 +10,20 @@ TAU_EXPLAINED = (
     "tau(f) = (C - D) / (C + D) over a source's pairs, where C counts pairs whose preferred response has "
     "more of factor f and D pairs where it has less (pairs with a tied label or tied values left out). "
     "+1: the preferred response always has more of f; -1: always less; 0: f does not go with preference. "
-    "P(preferred has more f) = (1 + tau) / 2. Brackets: 95% bootstrap interval."
+    "P(preferred has more f) = (1 + tau) / 2. Brackets: 95% interval for P(preferred has more f) over the "
+    "C + D pairs, as tau: Wilson score where pairs are independent, Korn-Graubard over (C + D) / design effect "
+    "pairs where several pairs share a prompt (design effect from the bootstrap, which resamples prompts); "
+    "it keeps its width when C or D is 0."
 )
+
+
+def _units(row: dict[str, Any]) -> str:
+    """How a source's interval was resampled, e.g. "prompt (100 prompts)" or "pair (2,267 pairs)"."""
+    unit, n = row.get("bootstrap_unit"), row.get("n_units")
+    if unit is None or n is None:
+        return "n/a"
+    about = "" if row.get("n_units_exact", True) else "~"
+    return f"{unit} ({about}{n:,} {unit}s)"
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -150,6 +162,10 @@ def render_markdown(results: dict[str, Any], findings: list[str]) -> str:
         lines.append("")
         lines.append("Pairs per source (C + D + T for `length`, or the first factor): " + ", ".join(
             f"{s}: {next((by_key[(s, f)]['n_pairs'] for f in ['length', *factors] if (s, f) in by_key), 0)}" for s in sources
+        ))
+        lines.append("")
+        lines.append("Bootstrap unit per source (prompt: several pairs share a prompt and are resampled together): " + ", ".join(
+            f"{s}: {_units(next(r for r in rows if source_label(r) == s))}" for s in sources
         ))
         lines.append("")
         alignment = [a for a in results["alignment"] if a["task"] == task]

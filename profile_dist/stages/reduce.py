@@ -32,7 +32,7 @@ from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.analysis.partials import (
-    DiffBatch, GroupKey, Partial, ReduceConfig, map_batch, replicate_counts, replicate_taus, replicate_weights,
+    DiffBatch, GroupKey, Partial, ReduceConfig, UnitSummary, map_batch, replicate_counts, replicate_taus, replicate_weights,
 )
 from profile_dist.stages.runtime import ensure_ray, unwrap
 
@@ -51,7 +51,11 @@ class ShardReader(Protocol):
     def read(self, factors: tuple[str, ...]) -> DiffBatch: ...
 
 
-BOOTSTRAP_UNITS = {"pair": "pair_id", "prompt": "prompt_id"}  # unit -> the pairs column it hashes
+# unit -> the pairs column it hashes. "auto" resamples prompts: where a group has one pair per prompt
+# that is resampling pairs, and where it has several it is the only honest unit, so no per-group choice
+# (which would depend on what a shard sees) is needed; influence.parquet says which one each group had.
+BOOTSTRAP_UNITS = {"auto": "prompt_id", "pair": "pair_id", "prompt": "prompt_id"}
+DEFAULT_BOOTSTRAP_UNIT = "auto"
 
 
 def _annotation_dataset(files: list[str]) -> pads.Dataset:
@@ -91,7 +95,7 @@ class PairsShardReader:
 
     name: str  # the pairs shard path
     annotation_files: tuple[str, ...]
-    bootstrap_unit: str = "pair"
+    bootstrap_unit: str = DEFAULT_BOOTSTRAP_UNIT
     length_factor: str = DEFAULT_LENGTH_FACTOR
     length_tolerance: float = DEFAULT_LENGTH_TOLERANCE
 
@@ -179,7 +183,7 @@ class JudgedPairsReader:
 
     name: str  # the judged_pairs.parquet path
     annotation_files: tuple[str, ...]
-    bootstrap_unit: str = "pair"
+    bootstrap_unit: str = DEFAULT_BOOTSTRAP_UNIT
     length_factor: str = DEFAULT_LENGTH_FACTOR
     length_tolerance: float = DEFAULT_LENGTH_TOLERANCE
 
@@ -268,6 +272,7 @@ class Results:
     matched_tau: dict[GroupKey, np.ndarray]
     replicate_matched_tau: dict[GroupKey, np.ndarray]
     weights: np.ndarray | None  # [B, M] replicate weights of the buckets
+    units: dict[GroupKey, UnitSummary]  # what each group's bootstrap resampled
     _alignment_cache: dict = field(default_factory=dict)
 
     @classmethod
@@ -282,7 +287,8 @@ class Results:
             else:
                 empty = np.empty((0, len(merged.config.factors)))
                 reps[key], reps_matched[key] = empty, empty
-        return cls(merged, level, tau, reps, matched, reps_matched, weights)
+        units = {key: group.units.summary() for key, group in merged.groups.items()}
+        return cls(merged, level, tau, reps, matched, reps_matched, weights, units)
 
     @property
     def factors(self) -> tuple[str, ...]:
@@ -290,6 +296,27 @@ class Results:
 
     def interval(self, samples: np.ndarray) -> tuple[float | None, float | None]:
         return stats.percentile_interval(samples, self.level) if len(samples) else (None, None)
+
+    def tau_interval(self, key: GroupKey, f: int, *, matched: bool = False) -> tuple[float | None, float | None, float | None]:
+        """(low, high, design effect) of a tau (stats.tau_interval): Wilson where the group's pairs are
+        independent, Korn-Graubard where prompts hold several pairs, with df from the number of prompts
+        (or of buckets, when fewer: the bootstrap's variance then has that many degrees of freedom).
+
+        The design effect comes from the group's bootstrap replicates, bounded by its units' sizes
+        (stats.design_effect); no interval without replicates (``--bootstrap 0``) or decided pairs.
+        """
+        group = self.merged.groups[key]
+        if matched:
+            c, d, replicate_tau = int(group.totals[f, 5]), int(group.totals[f, 6]), self.replicate_matched_tau[key][:, f]
+        else:
+            c, d, replicate_tau = int(group.concordant[f]), int(group.discordant[f]), self.replicate_tau[key][:, f]
+        if not len(replicate_tau) or c + d == 0:
+            return None, None, None
+        units = self.units[key]
+        deff = stats.design_effect(c, d, (1 + replicate_tau) / 2, units.max_design_effect)
+        df = max(1, min(units.n_units, self.merged.config.n_buckets) - 1) if units.clustered else None
+        low, high = stats.tau_interval(c, d, deff, self.level, df)
+        return low, high, deff
 
 
 def _none_if_nan(value: float) -> float | None:
@@ -300,13 +327,15 @@ def influence_table(results: Results) -> pa.Table:
     rows = []
     b = results.merged.config.n_bootstrap
     for key, group in sorted(results.merged.groups.items()):
+        units = results.units[key]
         for f, factor in enumerate(results.factors):
             c, d, t = int(group.concordant[f]), int(group.discordant[f]), int(group.ties[f])
-            low, high = results.interval(results.replicate_tau[key][:, f])
+            low, high, deff = results.tau_interval(key, f)
             rows.append({
                 "labeler": key[0], "setting": key[1], "task": key[2], "factor": factor,
                 "n_pairs": c + d + t, "n_concordant": c, "n_discordant": d, "n_ties": t,
                 **stats.influence_summary(c, d, t), "ci_low": low, "ci_high": high, "n_bootstrap": b,
+                "bootstrap_unit": units.unit, "n_units": units.n_units, "n_units_exact": units.exact, "design_effect": deff,
             })
     return pa.Table.from_pylist(rows, schema=schema.INFLUENCE)
 
@@ -495,9 +524,9 @@ def adjusted_table(results: Results, *, penalty: float, length_factor: str = DEF
         effects = adjusted.adjusted_effects([factors[f] for f in present], group.sample_diffs[:, present], penalty=penalty, level=results.level)
         for position, f in enumerate(present):
             tau = _none_if_nan(results.tau[key][f])
-            t_low, t_high = results.interval(results.replicate_tau[key][:, f])
+            t_low, t_high, _ = results.tau_interval(key, f)
             lc = _none_if_nan(results.matched_tau[key][f])
-            lc_low, lc_high = results.interval(results.replicate_matched_tau[key][:, f])
+            lc_low, lc_high, _ = results.tau_interval(key, f, matched=True)
             coef = _none_if_nan(effects.coef[position])
             b_low, b_high = _none_if_nan(effects.ci_low[position]), _none_if_nan(effects.ci_high[position])
             reasons = [disagreement((tau, t_low, t_high), (coef, b_low, b_high), "the other factors are held fixed (Bradley-Terry)")]
@@ -617,7 +646,7 @@ def reduce(
     level: float = 0.95,
     address: str | None = None,
     progress: bool | None = None,
-    bootstrap_unit: str = "pair",
+    bootstrap_unit: str = DEFAULT_BOOTSTRAP_UNIT,
     n_buckets: int = ReduceConfig.n_buckets,
     sample_size: int = ReduceConfig.sample_size,
     penalty: float = adjusted.DEFAULT_PENALTY,
@@ -678,6 +707,8 @@ def reduce(
                         FactorSets.of(alignment_rule, chosen, (key[2] for key in merged.groups)).by_task.items()},
             "judged_pairs": judged,
         },
+        "tau_interval": "Wilson score on C / (C + D) for independent pairs; Korn-Graubard over (C + D) / design effect "
+                        "pairs where prompts hold several pairs (design effect from the bootstrap, in [1, sum n_u^2 / sum n_u])",
         "adjusted": {"model": "penalised logistic Bradley-Terry", "penalty": penalty, "sample_size": sample_size,
                      "length_tolerance": length_tolerance},
     }, storage.join(output, "_manifest.json"))

@@ -20,7 +20,7 @@ from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import LLM_CALL_MODES, annotate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
-from profile_dist.stages.reduce import reduce
+from profile_dist.stages.reduce import BOOTSTRAP_UNITS, reduce
 
 
 @dataclass
@@ -67,6 +67,7 @@ class JobConfig:
     bootstrap: int = 200
     seed: int = 0
     alignment_factors: str | list[str] | None = None  # reduce: "task" (default), "all" or factor names
+    bootstrap_unit: str = "auto"
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     address: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -117,10 +118,14 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     annotate_cfg = raw.get("annotate") or {}
     _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls"}, f"{where}: annotate")
     reduce_cfg = raw.get("reduce") or {}
-    _check_keys(reduce_cfg, {"bootstrap", "seed", "alignment_factors"}, f"{where}: reduce")
+    _check_keys(reduce_cfg, {"bootstrap", "seed", "bootstrap_unit", "alignment_factors"}, f"{where}: reduce")
+    if reduce_cfg.get("bootstrap_unit", "auto") not in BOOTSTRAP_UNITS:
+        raise ConfigError(f"{where}: reduce: bootstrap_unit {reduce_cfg['bootstrap_unit']!r} unknown; "
+                          f"expected one of {', '.join(BOOTSTRAP_UNITS)}")
     job = JobConfig(
         output=str(raw["output"]), corpora=corpora, factors=annotate_cfg.get("factors"),
         bootstrap=int(reduce_cfg.get("bootstrap", 200)), seed=int(reduce_cfg.get("seed", 0)),
+        bootstrap_unit=str(reduce_cfg.get("bootstrap_unit", "auto")),
         rows_per_shard=int(raw.get("rows_per_shard", DEFAULT_ROWS_PER_SHARD)), address=raw.get("address"),
         alignment_factors=reduce_cfg.get("alignment_factors"),
     )
@@ -219,7 +224,7 @@ def run_job(job: JobConfig, *, address: str | None = None, say: Callable[[str], 
     annotation_dirs += more_annotations
     results_dir = storage.join(job.output, "results")
     summary = reduce(pairs_dirs, annotation_dirs, results_dir, n_bootstrap=job.bootstrap, seed=job.seed, address=address,
-                     progress=progress, alignment_factors=job.alignment_factors)
+                     progress=progress, alignment_factors=job.alignment_factors, bootstrap_unit=job.bootstrap_unit)
     for line in summary.lines():
         say(line)
     for line in build_report(results_dir).lines():
