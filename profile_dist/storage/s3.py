@@ -191,7 +191,9 @@ def from_boto(exc: Exception, uri: str) -> StorageError:
         return StorageError(uri, reason(str(error.get("Code", "unknown")), uri, str(error.get("Message", ""))))
     if isinstance(exc, (bex.NoCredentialsError, bex.PartialCredentialsError)):
         return StorageError(uri, "no AWS credentials found (environment, ~/.aws or instance profile): " + str(exc))
-    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ConnectionClosedError)):
+    # A connection cut mid-body (ResponseStreamingError) is the store going away, like a refused one.
+    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ConnectionClosedError,
+                        bex.ResponseStreamingError)):
         return StorageError(uri, reason("networkconnection", uri))
     if isinstance(exc, bex.ReadTimeoutError):
         return StorageError(uri, f"the S3 endpoint{_where()} did not answer within {READ_TIMEOUT_S:.0f} s")
