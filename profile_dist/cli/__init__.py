@@ -140,18 +140,6 @@ def cmd_formats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_user_error(exc: BaseException) -> bool:
-    """Errors the user can act on: shown as one line, no traceback."""
-    if isinstance(exc, ProfileDistError):
-        return True
-    llm_engine = sys.modules.get("profile_dist.llm.engine")  # only loaded when a stage used the LLM engine
-    llm_budget = sys.modules.get("profile_dist.llm.budget")
-    llm_endpoints = sys.modules.get("profile_dist.llm.endpoints")
-    known = tuple(getattr(m, n) for m, n in ((llm_engine, "EndpointFatalError"), (llm_budget, "BudgetExceededError"),
-                                             (llm_endpoints, "EndpointConfigError")) if m)
-    return bool(known) and isinstance(exc, known)
-
-
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--address", default=None, help="Ray cluster address (default: RAY_ADDRESS, else a local Ray started on demand)")
@@ -256,9 +244,7 @@ def main(argv: list[str] | None = None) -> int:
 
             set_s3_endpoint(args.s3_endpoint_url)
         return args.handler(args)
-    except Exception as exc:
-        if not _is_user_error(exc):
-            raise
+    except ProfileDistError as exc:  # errors the user can act on: one line, no traceback
         print(f"profile-dist {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

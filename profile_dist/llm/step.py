@@ -16,12 +16,9 @@ COST_KEYS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http
 
 
 def resolve_endpoint(name: str, endpoints: str | None) -> Any:
-    from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
+    from profile_dist.llm.endpoints import get_endpoint
 
-    try:
-        return get_endpoint(name, endpoints)
-    except EndpointConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    return get_endpoint(name, endpoints)
 
 
 def cache_dir_for(output: str, cache_dir: str | None) -> str:

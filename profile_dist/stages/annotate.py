@@ -265,13 +265,10 @@ def _annotate_llm(
     address: str | None, progress: bool | None, summary: AnnotateSummary, llm_calls: str = "combined",
 ) -> None:
     from profile_dist.factors.llm_calls import Usage
-    from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
+    from profile_dist.llm.endpoints import get_endpoint
     from profile_dist.llm.engine import LLMEngine
 
-    try:
-        endpoint = get_endpoint(llm, endpoints)
-    except EndpointConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    endpoint = get_endpoint(llm, endpoints)
     groups = llm_groups(factors, llm_calls)
     versions = _row_versions(groups)
     # The prompt each factor was asked with (its own or the combined one) is part of a shard's identity, so
