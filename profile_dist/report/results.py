@@ -8,6 +8,8 @@ from typing import Any
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
 
+MIN_DECIDED_PAIRS = 20  # below this a bootstrap interval is too coarse to call a finding
+
 
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
