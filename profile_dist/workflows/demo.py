@@ -45,7 +45,8 @@ JUDGE_WEIGHTS = {"sentences": 0.6, "on_topic": 0.3, "list": 1.2, "bold": 0.8}
 PAIRS_PER_PROMPT = 4
 
 
-def _response(topic: str, rng: random.Random) -> tuple[str, dict[str, float]]:
+def styled_response(topic: str, rng: random.Random) -> tuple[str, dict[str, float]]:
+    """A random demo response on ``topic`` and the style features it was built with."""
     style = {
         "sentences": rng.randint(0, 6), "on_topic": float(rng.random() < 0.6),
         "list": float(rng.random() < 0.4), "bold": float(rng.random() < 0.4),
@@ -59,7 +60,8 @@ def _response(topic: str, rng: random.Random) -> tuple[str, dict[str, float]]:
     return "\n".join(line for line in lines if line), style
 
 
-def _prefers_a(weights: dict[str, float], a: dict[str, float], b: dict[str, float], rng: random.Random) -> bool:
+def prefers_a(weights: dict[str, float], a: dict[str, float], b: dict[str, float], rng: random.Random) -> bool:
+    """A Bradley-Terry draw: does a labeler with these feature ``weights`` prefer style ``a`` to ``b``?"""
     margin = sum(w * (a[k] - b[k]) for k, w in weights.items())
     return rng.random() < 1 / (1 + math.exp(-margin))
 
@@ -72,11 +74,11 @@ def demo_rows(seed: int = 7) -> list[dict[str, str]]:
         for ask in ASKS:
             prompt = ask.format(topic)
             for _ in range(PAIRS_PER_PROMPT):
-                (a, style_a), (b, style_b) = _response(topic, rng), _response(topic, rng)
+                (a, style_a), (b, style_b) = styled_response(topic, rng), styled_response(topic, rng)
                 if a == b:
                     continue
                 for labeler, setting, weights in (("human", "human", HUMAN_WEIGHTS), ("demo-judge", "evaluation", JUDGE_WEIGHTS)):
-                    label = "a" if _prefers_a(weights, style_a, style_b, rng) else "b"
+                    label = "a" if prefers_a(weights, style_a, style_b, rng) else "b"
                     rows.append({"prompt": prompt, "response_a": a, "response_b": b, "label": label,
                                  "labeler": labeler, "setting": setting, "task": "helpful"})
     return rows
