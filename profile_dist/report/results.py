@@ -7,6 +7,7 @@ from typing import Any
 
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
+from profile_dist.report.settings import settings_results  # judge agreement, manipulation check, spend
 
 MIN_DECIDED_PAIRS = 20  # below this a bootstrap interval is too coarse to call a finding
 
@@ -30,7 +31,5 @@ def load_results(results_dir: str) -> dict[str, Any]:
         results[name] = [{k: _clean(v) for k, v in row.items()} for row in rows]
     manifest_path = storage.join(results_dir, "_manifest.json")
     results["reduce"] = storage.read_json(manifest_path) if storage.exists(manifest_path) else {}
-    from profile_dist.report.settings import settings_results  # judge agreement, manipulation check, spend
-
     results.update(settings_results(results["reduce"]))
     return results

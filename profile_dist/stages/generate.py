@@ -141,7 +141,7 @@ def generate(
     address: str | None = None, progress: bool | None = None, say: Callable[[str], None] | None = None,
     prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(), guidance: str | None = None,
 ) -> GenerateSummary:
-    from profile_dist.llm.engine import LLMEngine
+    from profile_dist.llm.engine import LLMEngine  # on use: a run that calls no model never loads openai
 
     if levels < 2:
         raise ConfigError(f"--levels must be at least 2 (pairs compare levels), got {levels}")

@@ -15,6 +15,7 @@ import os
 import random
 
 from profile_dist import storage
+from profile_dist.errors import ConfigError
 from profile_dist.workflows.job import CorpusConfig, JobConfig
 
 TOPICS = [
@@ -104,8 +105,6 @@ def shared_data_corpora(data_dir: str) -> list[CorpusConfig]:
     hh = sorted(storage.list_files(storage.join(data_dir, "hh-rlhf"), suffix=".jsonl.gz"))
     alpaca = sorted(storage.list_files(storage.join(data_dir, "alpaca_eval"), suffix=".annotations.json.gz"))
     if not hh and not alpaca:
-        from profile_dist.errors import ConfigError
-
         raise ConfigError(f"{data_dir}: found neither hh-rlhf/*.jsonl.gz nor alpaca_eval/*.annotations.json.gz")
     corpora = []
     if hh:

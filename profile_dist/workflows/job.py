@@ -16,9 +16,12 @@ from typing import Any, Callable
 
 from profile_dist import storage
 from profile_dist.errors import ConfigError
+from profile_dist.llm.step import cache_dir_for
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
+from profile_dist.stages.generate import generate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
+from profile_dist.stages.judge import judge
 from profile_dist.stages.reduce import reduce
 
 
@@ -228,9 +231,6 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
     Judged pairs reuse the corpus' responses, so the corpus' annotations already cover them."""
     if not job.models:
         return [], []
-    from profile_dist.stages.generate import generate
-    from profile_dist.stages.judge import judge
-
     cache = _llm_cache(job)  # one reply cache: a rerun pays for nothing twice
     pairs_dirs, annotation_dirs = [], []
     all_names = [c.name for c in job.corpora]
@@ -265,8 +265,6 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
 
 
 def _llm_cache(job: JobConfig) -> str:
-    from profile_dist.llm.step import cache_dir_for
-
     return cache_dir_for(job.output, job.llm_cache)
 
 

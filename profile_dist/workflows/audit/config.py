@@ -30,6 +30,7 @@ from typing import Any
 from profile_dist import schema, storage
 from profile_dist.workflows.audit.drift import DriftPolicy
 from profile_dist.errors import ConfigError
+from profile_dist.sources import get_source
 
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_ROWS_PER_SHARD = 100_000
@@ -116,8 +117,6 @@ def _corpus(raw: Any, where: str) -> AuditCorpus:
     name = _typed(section, "name", str, where, None)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         raise ConfigError(f"{where}.name: {name!r} must be letters, digits, '_', '.' or '-' (it names a directory)")
-    from profile_dist.sources import get_source
-
     try:
         get_source(section["format"])
     except KeyError as exc:
