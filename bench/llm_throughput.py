@@ -28,10 +28,11 @@ import tempfile
 import time
 from typing import Any
 
+import polars as pl
 import ray
 
+from profile_dist.factors.llm_calls import SINGLE
 from profile_dist.factors.llm_fluency import FLUENCY
-from profile_dist.llm.annotate import factor_requests
 from profile_dist.llm.endpoints import Endpoint, Price
 from profile_dist.llm.engine import LLMEngine
 from profile_dist.testing.llm_server import ServerProcess
@@ -55,7 +56,7 @@ def cpu_now(engine: LLMEngine) -> float:
 
 
 def run_engine(ep: Endpoint, n: int, tag: str, workers: int, idle_s: float = 5.0) -> dict[str, Any]:
-    reqs = factor_requests(FLUENCY, texts(n, tag), [None] * n)
+    reqs = SINGLE.requests(pl.DataFrame({"text": texts(n, tag)}), [FLUENCY])
     with tempfile.TemporaryDirectory() as cache, LLMEngine(ep, cache, num_workers=workers, progress=False) as engine:
         engine.start()
         # What the same processes burn doing nothing (Ray's background threads), to tell it apart.

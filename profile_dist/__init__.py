@@ -11,7 +11,7 @@ __all__ = ["open_results"]
 def __getattr__(name: str) -> Any:
     # Lazy: `import profile_dist` (and so the CLI) stays free of polars/pyarrow until results are opened.
     if name == "open_results":
-        from profile_dist.results import open_results
+        from profile_dist.results import open_results  # on use: see above
 
         return open_results
     raise AttributeError(f"module 'profile_dist' has no attribute {name!r}")

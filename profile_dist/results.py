@@ -22,6 +22,9 @@ import pyarrow as pa
 
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
+from profile_dist.report.build import strongest_findings, strongest_rows
+from profile_dist.report.html import page_data, render_html
+from profile_dist.report.results import load_results
 
 # accessor name -> (file, schema, written by every reduce?)
 TABLES: dict[str, tuple[str, pa.Schema, bool]] = {
@@ -97,8 +100,6 @@ class Results:
         return storage.read_json(path) if storage.exists(path) else {}
 
     def summary(self) -> ResultsSummary:
-        from profile_dist.report.build import strongest_findings
-
         influence = self.influence()
         manifest = self.manifest()
         sources = sorted({f"{r['labeler']}/{r['setting']}" for r in influence.select("labeler", "setting").to_dicts()})
@@ -113,10 +114,6 @@ class Results:
 
     def report_html(self) -> str:
         """The report's self-contained page (what ``report`` writes as report.html), as a string."""
-        from profile_dist.report.build import strongest_findings, strongest_rows
-        from profile_dist.report.html import page_data, render_html
-        from profile_dist.report.results import load_results
-
         results = load_results(self.directory)
         results["findings"] = strongest_findings(results)
         return render_html(page_data(results, self.directory, strongest=strongest_rows(results)), results)

@@ -78,6 +78,11 @@ ANNOTATIONS = pa.schema(
     ]
 )
 
+#: What an LLM scorer returns for a shard (in memory): one row per response and factor; the annotate stage
+#: adds annotator and prompt_version to make ANNOTATIONS rows. Fields are nullable as pyarrow builds them.
+LLM_FACTOR_VALUES = pa.schema([("response_id", pa.string()), ("factor", pa.string()), ("value", pa.float64()),
+                               ("error", pa.string())])
+
 INFLUENCE = pa.schema(
     [
         pa.field("labeler", pa.string(), nullable=False),

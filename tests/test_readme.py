@@ -23,7 +23,7 @@ def table(header: str) -> list[list[str]]:
     for line in lines[start + 2:]:  # past the header and its |---| line
         if not line.startswith("|"):
             break
-        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        rows.append([cell.strip().replace("\x00", "|") for cell in line.replace("\\|", "\x00").strip().strip("|").split("|")])
     return rows
 
 

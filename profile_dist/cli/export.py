@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from profile_dist.errors import ConfigError
 from profile_dist.export import ONLY_LONGER, SOURCES
 
 
 def cmd_export_dpo(args: argparse.Namespace) -> int:
-    from profile_dist.errors import ConfigError
-    from profile_dist.export.dpo import export_dpo, reproduce
+    from profile_dist.export.dpo import export_dpo, reproduce  # on use: keeps CLI start-up light
 
     if args.reproduce:
         if args.results or args.drop or args.drop_if_only_longer or args.labeler:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from profile_dist.cli.options import add_llm_options, split_list
+
 
 def cmd_improve_feedback(args: argparse.Namespace) -> int:
-    from profile_dist.workflows.improve.feedback import improve_feedback
+    from profile_dist.workflows.improve.feedback import improve_feedback  # on use: keeps CLI start-up light
 
     summary = improve_feedback(
         args.results, args.llm, args.output, endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost,
@@ -19,12 +21,11 @@ def cmd_improve_feedback(args: argparse.Namespace) -> int:
 
 
 def cmd_improve_best_of_n(args: argparse.Namespace) -> int:
-    from profile_dist.cli import _split_list
-    from profile_dist.workflows.improve.bestofn import best_of_n
+    from profile_dist.workflows.improve.bestofn import best_of_n  # on use: keeps CLI start-up light
 
     summary = best_of_n(
         args.prompts, args.llm, args.judge, args.output, n=args.n, pick=args.pick, task=args.task,
-        factors=_split_list(args.factors), human=args.human, human_annotations=args.human_annotations,
+        factors=split_list(args.factors), human=args.human, human_annotations=args.human_annotations,
         endpoints=args.endpoints, cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, seed=args.seed,
         n_bootstrap=args.bootstrap, levels=args.levels, annotate_llm=args.annotate_llm, address=args.address, say=print,
     )
@@ -43,10 +44,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--results", required=True, help="the audit: a reduce output including the generator's generate output")
     p.add_argument("--llm", required=True, help="the generator's endpoint name")
     p.add_argument("--output", required=True, help="output directory")
-    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
-    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
-    p.add_argument("--max-cost", type=float, default=None, help="refuse to spend more than this many USD")
-    p.add_argument("--dry-run", action="store_true", help="print the guidance and the projected cost; send nothing")
     p.add_argument("--template", default="feedback/v2", help="guidance template version (default feedback/v2)")
     p.add_argument("--top", type=int, default=2, help="how many significantly misaligned factors to name (default 2)")
     p.add_argument("--reference", default=None, metavar="LABELER/SETTING", help="the human source (default: the only one)")
@@ -57,6 +54,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=int, default=1,
                    help="sample index of the guided and control regenerations (the `seed` decoding parameter; default 1)")
     p.add_argument("--annotate-llm", default=None, help="annotator endpoint, when the audit's factors include LLM factors")
+    add_llm_options(p, dry_run_help="print the guidance and the projected cost; send nothing")
 
     p = kinds.add_parser("best-of-n", parents=[common], help="N candidates per prompt, a judge picks one; profile of the picks",
                          description="N candidates per prompt, a judge picks one; factor profile of picked vs random (docs/improve.md)")
@@ -72,12 +70,9 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--factors", nargs="+", default=None, help="factors to annotate and reduce (default: annotate's)")
     p.add_argument("--human", nargs="+", default=None, metavar="DIR", help="human pairs dirs to compare the picks with")
     p.add_argument("--human-annotations", nargs="+", default=None, metavar="DIR", help="annotations of the human pairs")
-    p.add_argument("--endpoints", default=None, help="endpoints YAML file (default: $PROFILE_ENDPOINTS)")
-    p.add_argument("--cache-dir", default=None, help="LLM reply cache (default: OUTPUT/_llm_cache)")
-    p.add_argument("--max-cost", type=float, default=None, help="refuse to spend more than this many USD")
-    p.add_argument("--dry-run", action="store_true", help="print the projected cost; send nothing")
     p.add_argument("--seed", type=int, default=0, help="seed of the random comparison candidate and the bootstrap")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates of the reduce (default 200)")
     p.add_argument("--levels", type=int, default=5,
                    help="with --human: quality levels of the judge model's generation setting, compared with the picks (default 5)")
     p.add_argument("--annotate-llm", default=None, help="annotator endpoint, when the factors include LLM factors")
+    add_llm_options(p, dry_run_help="print the projected cost; send nothing")

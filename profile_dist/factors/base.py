@@ -40,6 +40,7 @@ class Factor:
         return self.tasks is None or task in self.tasks
 
 
+#: Filled by the factor modules, which the package's __init__ imports before anyone can reach this module.
 _REGISTRY: dict[str, Factor] = {}
 
 
@@ -53,7 +54,6 @@ def register(factor: Factor) -> Factor:
 
 
 def get_factor(name: str) -> Factor:
-    _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -62,10 +62,4 @@ def get_factor(name: str) -> Factor:
 
 
 def all_factors() -> list[Factor]:
-    _load_builtin()
     return sorted(_REGISTRY.values(), key=lambda f: (f.kind, f.name))
-
-
-def _load_builtin() -> None:
-    # Importing the package registers every built-in factor module exactly once.
-    import profile_dist.factors  # noqa: F401

@@ -2,7 +2,7 @@
 failure texts, and the output rows.
 
 A scorer (``CombinedResponseScorer``, ``AtomicFactScorer``) has ``annotate(frame, factors, engine, usage)``
-returning rows of :data:`profile_dist.llm.annotate.OUTPUT_SCHEMA` (one per response and factor; ``value`` null
+returning rows of :data:`profile_dist.schema.LLM_FACTOR_VALUES` (one per response and factor; ``value`` null
 exactly where ``error`` says why) and ``requests(frame, factors)`` for dry runs.
 """
 
@@ -16,9 +16,9 @@ from typing import Any, Sequence
 import polars as pl
 import pyarrow as pa
 
-from profile_dist.llm.annotate import OUTPUT_SCHEMA
 from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.llm.request import LLMRequest, LLMResult
+from profile_dist.schema import LLM_FACTOR_VALUES
 
 #: The engine's per-run counts that add up over runs (same list as the annotate stage sums).
 SUMMED_COUNTS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "retries", "reasks",
@@ -124,11 +124,11 @@ def error_text(r: LLMResult) -> str:
 def rows_table(ids: list[str], factors: list[str], values: list[float | None], errors: list[str | None]) -> pa.Table:
     return pa.table({"response_id": pa.array(ids, pa.string()), "factor": pa.array(factors, pa.string()),
                      "value": pa.array(values, pa.float64()), "error": pa.array(errors, pa.string())},
-                    schema=OUTPUT_SCHEMA)
+                    schema=LLM_FACTOR_VALUES)
 
 
 def single_version(factor: Any) -> str:
-    """The request version of a factor's own prompt (as profile_dist.llm.annotate.factor_requests keys it)."""
+    """The request version of a factor's own prompt: factor name, factor version, template version."""
     return f"{factor.name}/{factor.version}/{factor.llm.template_version}"
 
 

@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from profile_dist.factors.base import Factor, register
 from profile_dist.factors.llm_fluency import FLUENCY_SCALE
+from profile_dist.factors.llm_calls import error_text, rows_table, run_requests, spec_requests
 from profile_dist.prompts.fencing import PromptSpec
 
 _DATA_NOTE = (
@@ -183,13 +184,9 @@ class CombinedResponseScorer:
         return self.prompt(factors).template_version
 
     def requests(self, frame: pl.DataFrame, factors: list[Factor], engine: Any = None) -> list[Any]:
-        from profile_dist.factors.llm_calls import spec_requests
-
         return [r for r in spec_requests(self.prompt(factors), frame) if r is not None]
 
     def annotate(self, frame: pl.DataFrame, factors: list[Factor], engine: Any, usage: Any) -> pa.Table:
-        from profile_dist.factors.llm_calls import error_text, rows_table, run_requests, spec_requests
-
         spec = self.prompt(factors)
         names = [f.name for f in factors]
         texts = frame["text"].to_list()

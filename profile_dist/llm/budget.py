@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
+from profile_dist.errors import ProfileDistError
 from profile_dist.llm.endpoints import Endpoint
 from profile_dist.llm.request import LLMRequest
 from profile_dist.llm.tokens import TokenEstimator
@@ -21,7 +22,7 @@ from profile_dist.llm.tokens import TokenEstimator
 _REASK_FEEDBACK = 100
 
 
-class BudgetExceededError(RuntimeError):
+class BudgetExceededError(ProfileDistError, RuntimeError):
     """The run would cost more than --max-cost: refused before sending, or stopped cleanly mid-run."""
 
     def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:

@@ -38,10 +38,12 @@ from typing import Any, Literal
 
 import yaml
 
+from profile_dist.errors import ConfigError
+
 ENDPOINTS_ENV = "PROFILE_ENDPOINTS"
 
 
-class EndpointConfigError(ValueError):
+class EndpointConfigError(ConfigError, ValueError):
     """The endpoints file or an endpoint entry is wrong, or its key is missing from the environment."""
 
 

@@ -46,6 +46,7 @@ from typing import Any, Sequence
 
 import ray
 
+from profile_dist.errors import ProfileDistError
 from profile_dist.llm.budget import BudgetExceededError, CostModel, Measured, Projection, project
 from profile_dist.llm.cache import ReplyCache
 from profile_dist.llm.endpoints import Endpoint
@@ -60,7 +61,7 @@ _MAX_RESTARTS = 8  # dead workers replaced per engine before the run fails (a cr
 __all__ = ["LLMEngine", "run_llm_requests", "EndpointFatalError", "BudgetExceededError", "LLMRequest", "LLMResult"]
 
 
-class EndpointFatalError(RuntimeError):
+class EndpointFatalError(ProfileDistError, RuntimeError):
     """The endpoint refuses every request (bad key, no permission, unknown model): the job stops."""
 
 

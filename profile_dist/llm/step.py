@@ -9,6 +9,8 @@ import pyarrow as pa
 
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
+from profile_dist.llm.budget import Projection
+from profile_dist.llm.endpoints import get_endpoint
 
 #: The engine counts a stage manifest keeps per model (and results.json shows under "cost").
 COST_KEYS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "input_tokens",
@@ -16,12 +18,7 @@ COST_KEYS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http
 
 
 def resolve_endpoint(name: str, endpoints: str | None) -> Any:
-    from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
-
-    try:
-        return get_endpoint(name, endpoints)
-    except EndpointConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    return get_endpoint(name, endpoints)
 
 
 def cache_dir_for(output: str, cache_dir: str | None) -> str:
@@ -37,8 +34,6 @@ def cache_dir_for(output: str, cache_dir: str | None) -> str:
 def project_chunks(engine: Any, chunks: Iterable[list[Any]]) -> Any:
     """The engine's projection over requests made chunk by chunk (never all in memory at once); a request
     repeated in a later chunk counts once, as the run will send it once (the earlier chunk caches it)."""
-    from profile_dist.llm.budget import Projection
-
     total = None
     seen: set[str] = set()
     n_requests = 0

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from profile_dist import schema, storage
-from profile_dist.report.results import ADDED_LATER, read_rows
+from profile_dist.report.tables import ADDED_LATER, read_rows
 
 KEYS = ("labeler", "setting", "task", "factor")
 # (column, label): each becomes one panel beside plain tau.

@@ -8,7 +8,7 @@ from typing import Any
 from profile_dist import storage
 from profile_dist.report.html import write_html
 from profile_dist.report.markdown import render_markdown, source_label
-from profile_dist.report.results import load_results
+from profile_dist.report.results import MIN_DECIDED_PAIRS, load_results
 from profile_dist.report.simulated import Simulated
 
 
@@ -23,8 +23,6 @@ class ReportSummary:
         lines = [f"report: {self.markdown}", f"results: {self.json}"]
         return lines + ([f"html report: {self.html}"] if self.html else [])
 
-
-MIN_DECIDED_PAIRS = 20  # below this a bootstrap interval is too coarse to call a finding
 
 
 def _conservative_effect(row: dict[str, Any]) -> float:

@@ -28,6 +28,7 @@ from profile_dist.report.gaps import from_gap_table, generation_gaps
 from profile_dist.report.markdown import JUDGE_AGREEMENT_EXPLAINED, alignment_notes, source_label
 from profile_dist.report.replicates import load_replicate_taus
 from profile_dist.report.simulated import Simulated
+from profile_dist.report.results import MIN_DECIDED_PAIRS
 
 PLAIN_TAU = (
     "For each factor (length, lists, bold text, ...) and each source of preferences (human raters, or a model "
@@ -76,8 +77,6 @@ def page_data(
     results: dict[str, Any], results_dir: str, *, history: list[str] | None = None, strongest: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Everything the page shows, as plain JSON-able structures."""
-    from profile_dist.report.build import MIN_DECIDED_PAIRS as min_decided_pairs  # build imports this module
-
     manifest = results.get("reduce") or {}
     level = float(manifest.get("confidence_level") or 0.95)
     replicate_taus = load_replicate_taus(results_dir)
@@ -89,7 +88,7 @@ def page_data(
     data: dict[str, Any] = {
         "meta": {
             "results_dir": results_dir, "confidence_level": level, "n_bootstrap": manifest.get("n_bootstrap"),
-            "factors": manifest.get("factors"), "min_decided_pairs": min_decided_pairs,
+            "factors": manifest.get("factors"), "min_decided_pairs": MIN_DECIDED_PAIRS,
         },
         "influence": results["influence"],
         "alignment": results["alignment"],

@@ -14,7 +14,7 @@ from typing import Any
 
 from profile_dist import schema, storage
 from profile_dist.llm.step import COST_KEYS
-from profile_dist.report.results import read_rows
+from profile_dist.report.tables import read_rows
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class JsonLinesSource(Source):
         raise NotImplementedError
 
 
+#: Filled by the format modules, which the package's __init__ imports before anyone can reach this module.
 _SOURCES: dict[str, type[Source]] = {}
 
 
@@ -83,8 +84,6 @@ def register_source(cls: type[Source]) -> type[Source]:
 
 
 def get_source(name: str) -> Source:
-    import profile_dist.sources  # noqa: F401  (registers the built-in formats)
-
     try:
         return _SOURCES[name]()
     except KeyError:
@@ -92,8 +91,6 @@ def get_source(name: str) -> Source:
 
 
 def all_sources() -> list[type[Source]]:
-    import profile_dist.sources  # noqa: F401
-
     return [_SOURCES[name] for name in sorted(_SOURCES)]
 
 

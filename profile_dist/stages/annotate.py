@@ -25,7 +25,13 @@ import ray
 from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
 from profile_dist.factors import Factor, all_factors, get_factor
+from profile_dist.factors.llm_calls import SINGLE, Usage
+from profile_dist.factors.llm_response import COMBINED, combinable
+from profile_dist.llm.endpoints import get_endpoint
+from profile_dist.llm.step import cache_dir_for
+from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.stages.runtime import ensure_ray, run_tasks
+from profile_dist.tasks import get_task
 
 MANIFEST_DIR = "_manifests"
 # The engine's per-run counts that add up over the shards of a stage run.
@@ -174,8 +180,6 @@ def annotate(
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
     if llm_factors:
-        from profile_dist.llm.step import cache_dir_for
-
         cache_dir = cache_dir_for(output, cache_dir)  # before any work: it refuses an object-store cache
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
     if not response_shards:
@@ -212,8 +216,6 @@ LLM_CALL_MODES = ("combined", "per_factor")
 def default_llm_factors(pairs_dir: str) -> list[Factor]:
     """With --llm and no --factors: the default factors of the tasks present in the pairs (those registered),
     plus every rule factor."""
-    from profile_dist.tasks import get_task
-
     pair_files = storage.list_files(storage.join(pairs_dir, "pairs"))
     fs, _ = storage.filesystem(pairs_dir)
     # The task column only: the pairs can be far larger than the driver's memory.
@@ -228,10 +230,6 @@ def llm_groups(factors: list[Factor], mode: str = "combined") -> list[tuple[Any,
     """(scorer, its factors) in a stable order. A factor whose ``llm`` names a ``scorer`` (atomic facts) is
     scored by it together with every other factor of the same scorer; in ``combined`` mode two or more
     response-level factors share one call per response; any other PromptSpec factor has a call of its own."""
-    from profile_dist.factors.llm_calls import SINGLE
-    from profile_dist.factors.llm_response import COMBINED, combinable
-    from profile_dist.prompts.fencing import PromptSpec
-
     if mode not in LLM_CALL_MODES:
         raise ConfigError(f"llm_calls must be one of {', '.join(LLM_CALL_MODES)}, got {mode!r}")
     combine = mode == "combined" and sum(1 for f in factors if combinable(f)) >= 2
@@ -251,8 +249,6 @@ def llm_groups(factors: list[Factor], mode: str = "combined") -> list[tuple[Any,
 
 def _row_versions(groups: list[tuple[Any, list[Factor]]]) -> dict[str, str]:
     """The prompt version written on each factor's rows: the combined prompt's where it was asked that way."""
-    from profile_dist.factors.llm_response import COMBINED
-
     out = {}
     for scorer, members in groups:
         for f in members:
@@ -266,14 +262,9 @@ def _annotate_llm(
     endpoints: str | None, cache_dir: str | None, max_cost: float | None, dry_run: bool,
     address: str | None, progress: bool | None, summary: AnnotateSummary, llm_calls: str = "combined",
 ) -> None:
-    from profile_dist.factors.llm_calls import Usage
-    from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
-    from profile_dist.llm.engine import LLMEngine
+    from profile_dist.llm.engine import LLMEngine  # on use: a rule-only run never loads openai
 
-    try:
-        endpoint = get_endpoint(llm, endpoints)
-    except EndpointConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    endpoint = get_endpoint(llm, endpoints)
     groups = llm_groups(factors, llm_calls)
     versions = _row_versions(groups)
     # The prompt each factor was asked with (its own or the combined one) is part of a shard's identity, so

@@ -158,7 +158,7 @@ def generate(
     prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(), guidance: str | None = None,
     sample: int | None = None,
 ) -> GenerateSummary:
-    from profile_dist.llm.engine import LLMEngine
+    from profile_dist.llm.engine import LLMEngine  # on use: a run that calls no model never loads openai
 
     if levels < 2:
         raise ConfigError(f"--levels must be at least 2 (pairs compare levels), got {levels}")

@@ -35,6 +35,7 @@ import pyarrow as pa
 from profile_dist import ids, schema, storage
 from profile_dist.analysis import agreement
 from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.llm.budget import BudgetExceededError
 from profile_dist.llm.step import (COST_KEYS, cache_dir_for, cost_record, project_chunks, projection_line,
                                           projection_record, resolve_endpoint, write_ingest_shaped)
 from profile_dist.prompts.settings import JudgePrompt, frame_for
@@ -186,8 +187,7 @@ def judge(
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, address: str | None = None, progress: bool | None = None,
     say: Callable[[str], None] | None = None, prompt: JudgePrompt = JudgePrompt(), chunk_pairs: int = 20_000,
 ) -> JudgeSummary:
-    from profile_dist.llm.budget import BudgetExceededError
-    from profile_dist.llm.engine import LLMEngine
+    from profile_dist.llm.engine import LLMEngine  # on use: a run that calls no model never loads openai
 
     if inconsistent not in INCONSISTENT_POLICIES:
         raise ConfigError(f"unknown inconsistent-pair policy {inconsistent!r}; expected one of {', '.join(INCONSISTENT_POLICIES)}")

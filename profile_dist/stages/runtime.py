@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import ray
 from tqdm import tqdm
 
+from profile_dist import storage
 from profile_dist.errors import ProfileDistError
 from profile_dist.stages import ray_messages
 
@@ -21,8 +22,6 @@ def worker_runtime_env() -> dict[str, Any] | None:
     Under ``ray job submit`` the job's own runtime_env already applies; variables it sets are left
     out, since Ray refuses a driver runtime_env that repeats a key of the job's.
     """
-    from profile_dist import storage
-
     env = storage.worker_env()
     injected = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
     if injected:

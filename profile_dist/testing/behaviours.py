@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import pkgutil
 from typing import Any, Callable
 
@@ -36,9 +37,7 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    import profile_dist.testing as package
-
-    for module in pkgutil.iter_modules(package.__path__):
+    for module in pkgutil.iter_modules([os.path.dirname(__file__)]):  # this package's sim_* modules
         if module.name.startswith("sim_"):
             importlib.import_module(f"profile_dist.testing.{module.name}")
     _loaded = True

@@ -26,7 +26,7 @@ from typing import Any
 
 from profile_dist.prompts.fencing import find_block
 from profile_dist.testing.behaviours import register_behaviour, schema_name, uniform
-from profile_dist.testing.sim_settings import _VOCAB, _user_text
+from profile_dist.testing.sim_settings import VOCAB, user_text
 
 HOLD = re.compile(r"^- (\w+): .*Keep \1 about the same across quality levels", re.M)
 MORE = re.compile(r"^- (\w+): .*Give higher quality levels more \1", re.M)
@@ -40,7 +40,7 @@ def guided_text(prompt: str, level: int, params: dict[str, Any], hold: set[str],
     # unguided request with the same sample index (a real model's seed does not pair up two prompts' words).
     seed = f"{prompt}\x1e{level}" + ("" if sample is None else f"\x1esample {sample}{' guided' if hold or more else ''}")
     n = base + step * (2 if "length" in hold else level) + int(uniform(seed, "gen_length") * noise)
-    tokens = [_VOCAB[int(uniform(f"{seed}\x1e{i}", "gen_word") * len(_VOCAB))] for i in range(n)]
+    tokens = [VOCAB[int(uniform(f"{seed}\x1e{i}", "gen_word") * len(VOCAB))] for i in range(n)]
     tokens[0] = f"{'G' if hold or more else 'L'}{level}"  # guided and unguided texts never coincide
     if uniform(seed, "improve_bold") < float(params.get("improve_bold", 0.3)):
         tokens[1] = f"**{tokens[1]}**"
@@ -58,7 +58,7 @@ def generator(request: dict[str, Any], messages: list[dict[str, Any]], key: str,
     name = schema_name(request)
     if not int(params.get("improve_generator", 0)) or name not in ("leveled_generations", "leveled_generation"):
         return None
-    user = _user_text(messages)
+    user = user_text(messages)
     prompt = find_block("PROMPT", user) or ""
     hold, more = set(HOLD.findall(user)), set(MORE.findall(user))
     sample = request.get("seed")
@@ -79,13 +79,13 @@ def generator(request: dict[str, Any], messages: list[dict[str, Any]], key: str,
 def candidates(request: dict[str, Any], messages: list[dict[str, Any]], key: str, params: dict[str, Any]) -> Any:
     if schema_name(request) != "candidate_response":
         return None
-    user = _user_text(messages)
+    user = user_text(messages)
     prompt = find_block("PROMPT", user) or ""
     m = re.search(r"candidate (\d+) of (\d+)", user)
     k = int(m.group(1)) if m else 1
     seed = f"{prompt}\x1ecandidate {k}"
     n = int(params.get("gen_base_words", 10)) + int(uniform(seed, "cand_length") * int(params.get("cand_spread", 40)))
-    tokens = [_VOCAB[int(uniform(f"{seed}\x1e{i}", "gen_word") * len(_VOCAB))] for i in range(n)]
+    tokens = [VOCAB[int(uniform(f"{seed}\x1e{i}", "gen_word") * len(VOCAB))] for i in range(n)]
     tokens[0] = f"C{k}"
     if uniform(seed, "improve_bold") < float(params.get("improve_bold", 0.3)):
         tokens[1] = f"**{tokens[1]}**"

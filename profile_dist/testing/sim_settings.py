@@ -28,11 +28,12 @@ from typing import Any
 from profile_dist.prompts.fencing import find_block
 from profile_dist.testing.behaviours import register_behaviour, schema_name, uniform
 
-_VOCAB = ("clear", "answer", "detail", "context", "example", "reason", "result", "point", "method", "value",
-          "source", "summary", "option", "factor", "review", "claim", "evidence", "step", "note", "case")
+VOCAB = ("clear", "answer", "detail", "context", "example", "reason", "result", "point", "method", "value",
+         "source", "summary", "option", "factor", "review", "claim", "evidence", "step", "note", "case")
 
 
-def _user_text(messages: list[dict[str, Any]]) -> str:
+def user_text(messages: list[dict[str, Any]]) -> str:
+    """The first user message's text ('' when there is none)."""
     return next((m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)), "")
 
 
@@ -45,7 +46,7 @@ def words(text: str) -> int:
 def judge(request: dict[str, Any], messages: list[dict[str, Any]], key: str, params: dict[str, Any]) -> Any:
     if schema_name(request) != "pairwise_judgment":
         return None
-    user = _user_text(messages)
+    user = user_text(messages)
     first, second = find_block("RESPONSE_ONE", user), find_block("RESPONSE_TWO", user)
     if first is None or second is None:
         return {"preferred": "tie"}
@@ -67,7 +68,7 @@ def generated_text(prompt: str, level: int, params: dict[str, Any]) -> str:
     base, step = int(params.get("gen_base_words", 10)), int(params.get("gen_words_per_level", 12))
     noise = int(params.get("gen_noise_words", 20))
     n = base + step * level + int(uniform(f"{prompt}\x1e{level}", "gen_length") * noise)
-    tokens = [_VOCAB[int(uniform(f"{prompt}\x1e{level}\x1e{i}", "gen_word") * len(_VOCAB))] for i in range(n)]
+    tokens = [VOCAB[int(uniform(f"{prompt}\x1e{level}\x1e{i}", "gen_word") * len(VOCAB))] for i in range(n)]
     tokens[0] = f"L{level}"  # responses of different levels never coincide
     for i in range(level // 2):
         j = 1 + i
@@ -87,7 +88,7 @@ def generator(request: dict[str, Any], messages: list[dict[str, Any]], key: str,
     name = schema_name(request)
     if name not in ("leveled_generations", "leveled_generation"):
         return None
-    user = _user_text(messages)
+    user = user_text(messages)
     prompt = find_block("PROMPT", user) or ""
     if name == "leveled_generation":
         m = re.search(r"quality level (\d+) of (\d+)", user)
@@ -103,7 +104,7 @@ def generator(request: dict[str, Any], messages: list[dict[str, Any]], key: str,
 def rater(request: dict[str, Any], messages: list[dict[str, Any]], key: str, params: dict[str, Any]) -> Any:
     if schema_name(request) != "generation_rating":
         return None
-    text = find_block("RESPONSE", _user_text(messages)) or ""
+    text = find_block("RESPONSE", user_text(messages)) or ""
     if uniform(key, "rate_noise") < float(params.get("rate_noise", 0.2)):
         return {"rating": 1 + int(uniform(key, "rate_random") * 10)}
     return {"rating": max(1, min(10, 1 + words(text) // int(params.get("rate_words_per_point", 12))))}

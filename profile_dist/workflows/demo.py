@@ -28,8 +28,10 @@ from typing import Any, Callable, Iterator
 import yaml
 
 from profile_dist import storage
+from profile_dist.errors import ConfigError
 from profile_dist.testing.sim_demo import PADDING, on_topic_opening
 from profile_dist.workflows.job import CorpusConfig, GenerateConfig, JobConfig, JudgeConfig, ModelConfig, run_job
+from profile_dist.factors import all_factors
 
 TOPICS = [
     "keep basil alive indoors", "back up a laptop", "start running", "brew pour-over coffee",
@@ -52,7 +54,8 @@ JUDGE_WEIGHTS = {"sentences": 0.6, "on_topic": 0.3, "list": 1.2, "bold": 0.8}
 PAIRS_PER_PROMPT = 4
 
 
-def _response(topic: str, rng: random.Random) -> tuple[str, dict[str, float]]:
+def styled_response(topic: str, rng: random.Random) -> tuple[str, dict[str, float]]:
+    """A random demo response on ``topic`` and the style features it was built with."""
     style = {
         "sentences": rng.randint(0, 6), "on_topic": float(rng.random() < 0.6),
         "list": float(rng.random() < 0.4), "bold": float(rng.random() < 0.4),
@@ -66,7 +69,8 @@ def _response(topic: str, rng: random.Random) -> tuple[str, dict[str, float]]:
     return "\n".join(line for line in lines if line), style
 
 
-def _prefers_a(weights: dict[str, float], a: dict[str, float], b: dict[str, float], rng: random.Random) -> bool:
+def prefers_a(weights: dict[str, float], a: dict[str, float], b: dict[str, float], rng: random.Random) -> bool:
+    """A Bradley-Terry draw: does a labeler with these feature ``weights`` prefer style ``a`` to ``b``?"""
     margin = sum(w * (a[k] - b[k]) for k, w in weights.items())
     return rng.random() < 1 / (1 + math.exp(-margin))
 
@@ -80,11 +84,11 @@ def demo_rows(seed: int = 7, with_judge: bool = True) -> list[dict[str, str]]:
         for ask in ASKS:
             prompt = ask.format(topic)
             for _ in range(PAIRS_PER_PROMPT):
-                (a, style_a), (b, style_b) = _response(topic, rng), _response(topic, rng)
+                (a, style_a), (b, style_b) = styled_response(topic, rng), styled_response(topic, rng)
                 if a == b:
                     continue
                 for labeler, setting, weights in (("human", "human", HUMAN_WEIGHTS), ("demo-judge", "evaluation", JUDGE_WEIGHTS)):
-                    label = "a" if _prefers_a(weights, style_a, style_b, rng) else "b"
+                    label = "a" if prefers_a(weights, style_a, style_b, rng) else "b"
                     if labeler != "human" and not with_judge:
                         continue
                     rows.append({"prompt": prompt, "response_a": a, "response_b": b, "label": label,
@@ -118,7 +122,7 @@ HUMAN_CORPORA = ("demo", "hh_rlhf")
 def simulated_server() -> Iterator[Any]:
     """The project's simulated OpenAI-compatible server, as a child process on a free loopback port; stopped
     on leaving the block, whether the job finished or failed."""
-    from profile_dist.testing.llm_server import ServerProcess
+    from profile_dist.testing.llm_server import ServerProcess  # on use: the server module loads only for a demo run
 
     args = ["--api-key", SIM_KEY, "--model", SIM_MODEL, "--model", SIM_RATER]
     for item in SIM_BEHAVIOUR:
@@ -186,8 +190,6 @@ def intro_lines(base_url: str, data_dir: str | None) -> list[str]:
 def marking_simulated(say: Callable[[str], None]) -> Callable[[str], None]:
     """``say`` that prefixes [simulated] to every line naming a simulated model or an LLM factor (the LLM
     stages' lines: their counts, costs and values come from the simulated server)."""
-    from profile_dist.factors import all_factors
-
     names = [SIM_MODEL, SIM_RATER] + [f.name for f in all_factors() if f.kind != "rule"]
     pattern = re.compile(r"\b(?:%s)\b" % "|".join(re.escape(n) for n in names))
 
@@ -224,8 +226,6 @@ def shared_data_corpora(data_dir: str) -> list[CorpusConfig]:
     hh = sorted(storage.list_files(storage.join(data_dir, "hh-rlhf"), suffix=".jsonl.gz"))
     alpaca = sorted(storage.list_files(storage.join(data_dir, "alpaca_eval"), suffix=".annotations.json.gz"))
     if not hh and not alpaca:
-        from profile_dist.errors import ConfigError
-
         raise ConfigError(f"{data_dir}: found neither hh-rlhf/*.jsonl.gz nor alpaca_eval/*.annotations.json.gz")
     corpora = []
     if hh:

@@ -21,6 +21,11 @@ from profile_dist.report import build_report
 from profile_dist.stages.annotate import LLM_CALL_MODES, annotate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
 from profile_dist.stages.reduce import BOOTSTRAP_UNITS, reduce
+from profile_dist.llm.step import cache_dir_for
+from profile_dist.stages.annotate import annotate
+from profile_dist.stages.generate import generate
+from profile_dist.stages.judge import judge
+from profile_dist.stages.reduce import reduce
 
 
 @dataclass
@@ -246,9 +251,6 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
     Judged pairs reuse the corpus' responses, so the corpus' annotations already cover them."""
     if not job.models:
         return [], []
-    from profile_dist.stages.generate import generate
-    from profile_dist.stages.judge import judge
-
     cache = _llm_cache(job)  # one reply cache: a rerun pays for nothing twice
     pairs_dirs, annotation_dirs = [], []
     all_names = [c.name for c in job.corpora]
@@ -283,8 +285,6 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
 
 
 def _llm_cache(job: JobConfig) -> str:
-    from profile_dist.llm.step import cache_dir_for
-
     return cache_dir_for(job.output, job.llm_cache)
 
 

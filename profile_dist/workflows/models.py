@@ -15,6 +15,9 @@ import os
 from profile_dist import storage
 from profile_dist.workflows.audit.model_stages import StageContext, StageOutput, register_model_stage
 from profile_dist.llm.step import cache_dir_for
+from profile_dist.stages.annotate import annotate
+from profile_dist.stages.generate import generate
+from profile_dist.stages.judge import judge
 
 CACHE_ENV = "PROFILE_LLM_CACHE"
 GENERATION_LEVELS = 5
@@ -32,8 +35,6 @@ def _targets(context: StageContext, model: str, stage: str) -> list[tuple[str, s
 
 
 def judge_for_audit(context: StageContext, model: str) -> StageOutput:
-    from profile_dist.stages.judge import judge
-
     cache = cache_dir_for(context.root, os.environ.get(CACHE_ENV))
     out = StageOutput()
     for pairs_dir, target in _targets(context, model, "judge"):
@@ -46,9 +47,6 @@ def judge_for_audit(context: StageContext, model: str) -> StageOutput:
 
 
 def generate_for_audit(context: StageContext, model: str) -> StageOutput:
-    from profile_dist.stages.annotate import annotate
-    from profile_dist.stages.generate import generate
-
     cache = cache_dir_for(context.root, os.environ.get(CACHE_ENV))
     factors = list(context.config.factors) if context.config.factors else None
     out = StageOutput()

@@ -9,12 +9,13 @@ import signal
 import threading
 import time
 
+import polars as pl
 import pytest
 
 from faults_helpers import KEY, KEY_ENV
 
+from profile_dist.factors.llm_calls import SINGLE
 from profile_dist.factors.llm_fluency import FLUENCY
-from profile_dist.llm.annotate import factor_requests
 from profile_dist.llm.endpoints import Endpoint
 from profile_dist.llm.engine import LLMEngine
 from profile_dist.testing.llm_server import ServerProcess, reference_fluency
@@ -66,7 +67,7 @@ def test_a_worker_killed_mid_run_has_its_requests_retried_and_the_run_completes(
             assert len(started) == WORKERS, "could not find the worker processes"
             box: dict = {}
             runner = threading.Thread(target=lambda: box.update(results=engine.run(
-                factor_requests(FLUENCY, texts, [None] * N))), daemon=True)
+                SINGLE.requests(pl.DataFrame({"text": texts}), [FLUENCY]))), daemon=True)
             runner.start()
             deadline = time.monotonic() + 120
             while server.stats()["ok"] < N // 3:

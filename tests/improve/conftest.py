@@ -57,5 +57,6 @@ def audit(tmp_path_factory, ray_session, api_key_env, server):
     ann = [str(root / "ann" / n) for n in ("human", "generate")]
     annotate(paths["human"], ann[0], factors=FACTORS, progress=False)
     annotate(paths["generate"], ann[1], factors=FACTORS, progress=False)
-    reduce([paths["human"], paths["judge"], paths["generate"]], ann, paths["results"], n_bootstrap=200, progress=False)
+    reduce([paths["human"], paths["judge"], paths["generate"]], ann, paths["results"], n_bootstrap=200, progress=False,
+           alignment_factors="all")  # rule factors only: helpful's own set has just length of them
     return paths

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+import polars as pl
 import ray
 
+from profile_dist.factors.llm_calls import SINGLE
 from profile_dist.factors.llm_fluency import FLUENCY
-from profile_dist.llm.annotate import factor_requests
 from profile_dist.llm.endpoints import Endpoint
 from profile_dist.llm.engine import LLMEngine
 
@@ -31,7 +32,7 @@ def main() -> None:
     ep = Endpoint(name="judge", base_url=a.base_url, model="test-judge", api_key_env=a.key_env,
                   max_concurrency=a.concurrency)
     with LLMEngine(ep, a.cache, progress=False) as engine:
-        results = engine.run(factor_requests(FLUENCY, texts(a.n), [None] * a.n))
+        results = engine.run(SINGLE.requests(pl.DataFrame({"text": texts(a.n)}), [FLUENCY]))
         summary = engine.summary
     with open(a.out, "w") as f:
         json.dump({"values": [r.value for r in results], "errors": [r.error for r in results],

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 import ray
 
+from profile_dist.factors.llm_calls import SINGLE, Usage
 from profile_dist.factors.llm_fluency import FLUENCY
-from profile_dist.llm.annotate import annotate_llm_factor, factor_requests, request_keys
 from profile_dist.llm.budget import CostModel
 from profile_dist.llm.cache import ReplyCache
 from profile_dist.llm.engine import BudgetExceededError, EndpointFatalError, LLMEngine, run_llm_requests
@@ -32,7 +32,13 @@ def texts(n: int, tag: str = "") -> list[str]:
 
 
 def requests_for(txts: list[str]):
-    return factor_requests(FLUENCY, txts, [None] * len(txts))
+    return SINGLE.requests(pl.DataFrame({"text": txts}), [FLUENCY])
+
+
+def annotate_fluency(table: pl.DataFrame, engine: LLMEngine) -> tuple:
+    """The fluency rows of ``table`` as the annotate stage scores them, and the engine's run summary."""
+    rows = SINGLE.annotate(table, [FLUENCY], engine, Usage())
+    return rows, engine.summary
 
 
 def scores(results) -> list[int | None]:
@@ -46,22 +52,21 @@ def test_values_end_to_end_duplicates_sent_once_and_rerun_pays_nothing(llm_serve
     table = pl.DataFrame({"response_id": [f"r{i}" for i in range(len(txts) + 1)], "text": [*txts, None],
                           "source_text": ["the question"] * (len(txts) + 1)})
     with LLMEngine(ep, tmp_cache, progress=False) as engine:
-        rows, summary = annotate_llm_factor(table, FLUENCY, engine)
+        rows, summary = annotate_fluency(table, engine)
     assert rows.column_names == ["response_id", "factor", "value", "error"]
     assert rows["response_id"].to_pylist() == table["response_id"].to_list()
     assert rows["value"].to_pylist() == [float(reference_fluency(t)) for t in txts] + [None]
     assert rows["error"].to_pylist() == [None] * len(txts) + ["no_text: the response text is null"]
     assert set(rows["factor"].to_pylist()) == {"fluency"}
-    keys = request_keys(table, FLUENCY, ep)
-    assert keys[-1] is None and set(keys[:-1]) == set(ReplyCache(tmp_cache).keys())
+    assert {r.cache_key(ep) for r in SINGLE.requests(table, [FLUENCY])} == set(ReplyCache(tmp_cache).keys())
     stats = server.stats()
     assert stats["requests"] == stats["ok"] == 30 and set(stats["ok_per_key"].values()) == {1}
     assert (summary["unique"], summary["duplicates"], summary["sent"], summary["done"]) == (30, 5, 30, 30)
-    assert summary["spend"] > 0 and summary["http_429"] == 0 and summary["prompt_version"] == "fluency-v1"
+    assert summary["spend"] > 0 and summary["http_429"] == 0
 
     # A rerun, and another corpus sharing 30 of its 40 responses, pay only for what is new.
     with LLMEngine(ep, tmp_cache, progress=False) as engine:
-        rows_again, again = annotate_llm_factor(table, FLUENCY, engine)
+        rows_again, again = annotate_fluency(table, engine)
         other = requests_for(texts(30) + texts(10, tag="new-"))
         results = engine.run(other)
     assert server.stats()["requests"] == 40
@@ -149,7 +154,7 @@ def test_replies_invalid_after_the_reask_budget_are_failures_with_raw_text(llm_s
     table = pl.DataFrame({"response_id": [f"r{i}" for i in range(n)], "text": texts(n)})
     ep = endpoint_for(server, max_reasks=2)
     with LLMEngine(ep, tmp_cache, progress=False) as engine:
-        rows, summary = annotate_llm_factor(table, FLUENCY, engine)
+        rows, summary = annotate_fluency(table, engine)
     assert rows["value"].null_count == n
     errors = rows["error"].to_pylist()
     assert all(e.startswith("invalid_reply: ") and "after 2 re-asks" in e and "raw=" in e for e in errors)

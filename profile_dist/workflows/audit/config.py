@@ -30,6 +30,8 @@ from typing import Any
 from profile_dist import schema, storage
 from profile_dist.workflows.audit.drift import DriftPolicy
 from profile_dist.errors import ConfigError
+from profile_dist.sources import get_source
+from profile_dist.factor_sets import AlignmentFactors
 
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_ROWS_PER_SHARD = 100_000
@@ -117,8 +119,6 @@ def _corpus(raw: Any, where: str) -> AuditCorpus:
     name = _typed(section, "name", str, where, None)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         raise ConfigError(f"{where}.name: {name!r} must be letters, digits, '_', '.' or '-' (it names a directory)")
-    from profile_dist.sources import get_source
-
     try:
         get_source(section["format"])
     except KeyError as exc:
@@ -152,8 +152,6 @@ def _drift(raw: Any, where: str) -> DriftPolicy:
 
 
 def _alignment_factors(value: Any, where: str) -> str | tuple[str, ...] | None:
-    from profile_dist.factor_sets import AlignmentFactors
-
     try:
         AlignmentFactors.parse(value)
     except ConfigError as exc:

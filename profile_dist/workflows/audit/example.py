@@ -18,7 +18,7 @@ import random
 import yaml
 
 from profile_dist import storage
-from profile_dist.workflows.demo import ASKS, HUMAN_WEIGHTS, JUDGE_WEIGHTS, TOPICS, _prefers_a, _response
+from profile_dist.workflows.demo import ASKS, HUMAN_WEIGHTS, JUDGE_WEIGHTS, TOPICS, prefers_a, styled_response
 
 ALIGNED = dict(HUMAN_WEIGHTS)
 DRIFTED = dict(JUDGE_WEIGHTS)
@@ -32,7 +32,7 @@ def example_pairs(pairs_per_prompt: int = 6, seed: int = 11) -> list[tuple[str, 
     for topic in TOPICS:
         for ask in ASKS:
             for _ in range(pairs_per_prompt):
-                (a, style_a), (b, style_b) = _response(topic, rng), _response(topic, rng)
+                (a, style_a), (b, style_b) = styled_response(topic, rng), styled_response(topic, rng)
                 if a != b:
                     pairs.append((ask.format(topic), a, style_a, b, style_b))
     return pairs
@@ -41,7 +41,7 @@ def example_pairs(pairs_per_prompt: int = 6, seed: int = 11) -> list[tuple[str, 
 def labelled_rows(pairs: list, labeler: str, setting: str, weights: dict[str, float], seed: int) -> list[dict]:
     rng = random.Random(seed)
     return [
-        {"prompt": prompt, "response_a": a, "response_b": b, "label": "a" if _prefers_a(weights, sa, sb, rng) else "b",
+        {"prompt": prompt, "response_a": a, "response_b": b, "label": "a" if prefers_a(weights, sa, sb, rng) else "b",
          "labeler": labeler, "setting": setting, "task": "helpful"}
         for prompt, a, sa, b, sb in pairs
     ]

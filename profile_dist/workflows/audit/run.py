@@ -13,12 +13,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from profile_dist import storage
+from profile_dist import schema, storage
 from profile_dist.workflows.audit import drift, layout as layout_mod
 from profile_dist.workflows.audit.config import AuditConfig, AuditCorpus, check_date, check_models
 from profile_dist.workflows.audit.layout import AuditLayout
 from profile_dist.workflows.audit.model_stages import CorpusData, StageContext, model_stages
-from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.errors import BadInputError, ConfigError, ProfileDistError
+from profile_dist.report import build_report
+from profile_dist.stages.annotate import annotate
+from profile_dist.stages.ingest import ingest
+from profile_dist.stages.reduce import reduce
 
 EXIT_HEALTHY = 0
 EXIT_FAILED = 1
@@ -71,9 +75,6 @@ def resolve_inputs(corpus: AuditCorpus, date: str) -> list[storage.FileInfo]:
 def prepare_corpus(config: AuditConfig, layout: AuditLayout, corpus: AuditCorpus, date: str, *, address: str | None,
                    say: Callable[[str], None], progress: bool | None) -> CorpusData:
     """Ingest input file versions not seen before and annotate whatever is not annotated yet."""
-    from profile_dist.stages.annotate import annotate
-    from profile_dist.stages.ingest import ingest
-
     data = CorpusData(corpus.name)
     for info in resolve_inputs(corpus, date):
         print_ = layout_mod.fingerprint(info)
@@ -102,8 +103,6 @@ def prepare_corpus(config: AuditConfig, layout: AuditLayout, corpus: AuditCorpus
 
 
 def _audit_taus(directory: str) -> drift.AuditTaus:
-    from profile_dist import schema
-
     manifest_path = storage.join(directory, "_manifest.json")
     manifest = storage.read_json(manifest_path) if storage.exists(manifest_path) else {}
     return drift.AuditTaus.from_tables(
@@ -194,8 +193,6 @@ def summarize(
 
 
 def _build_report(results_dir: str, previous_dir: str | None) -> None:
-    from profile_dist.report import build_report
-
     if previous_dir is not None and "history" in inspect.signature(build_report).parameters:
         build_report(results_dir, history=[previous_dir])  # the report shows the drift too
     else:
@@ -207,8 +204,6 @@ def run_audit(
     progress: bool | None = None, run_id: str | None = None,
 ) -> AuditOutcome:
     """Audit ``date``; a date already published is returned as it was, without any write."""
-    from profile_dist.stages.reduce import reduce
-
     check_date(date)
     address = address or config.address
     layout = AuditLayout(config.output)
@@ -250,8 +245,6 @@ def run_audit(
             alignment = drift.alignment_drift(before, now, config.confidence)
             notes = _bootstrap_notes(previous_dir, staging)
         else:
-            from profile_dist import schema
-
             influence, alignment = schema.DRIFT_INFLUENCE.empty_table(), schema.DRIFT_ALIGNMENT.empty_table()
         storage.write_parquet_atomic(influence, storage.join(staging, "drift_influence.parquet"))
         storage.write_parquet_atomic(alignment, storage.join(staging, "drift_alignment.parquet"))
@@ -275,8 +268,6 @@ def run_audit(
 
 
 def failure_paragraph(date: str, error: BaseException) -> str:
-    from profile_dist.errors import ProfileDistError
-
     reason = str(error) if isinstance(error, ProfileDistError) else f"{type(error).__name__}: {error}"
     return (
         f"Audit {date} FAILED: {reason}. Nothing was published for this date. Fix the cause and rerun the same "
