@@ -57,7 +57,7 @@ from profile_dist.llm.progress import ProgressBar, RunStats
 from profile_dist.llm.request import LLMRequest, LLMResult, failure_reason, is_final
 from profile_dist.llm.worker import LLMWorker, Secret
 
-_PREFETCH = 2  # batches outstanding per worker: one running, one queued behind it
+_PREFETCH = 2  # batch feeders per worker: one batch running, one queued behind it (more while some stall)
 _MAX_RESTARTS = 8  # dead workers replaced per engine before the run fails (a crash loop is not transient)
 
 __all__ = ["LLMEngine", "run_llm_requests", "EndpointFatalError", "BudgetExceededError", "LLMRequest", "LLMResult"]
@@ -270,21 +270,48 @@ class LLMEngine:
             stats.add_result(result.ok, result.reason, cost, res)
             bar.advance()
 
+        async def consume(slot: int, batch: list[dict[str, Any]], moved_on: asyncio.Event) -> None:
+            worker = self._workers[slot]
+            left = {w["i"]: w for w in batch}
+            try:
+                async for ref in worker.process.remote(batch):
+                    for res in await ref:
+                        left.pop(res["i"], None)
+                        accept(res)
+                    if len(left) <= len(batch) // 2:
+                        moved_on.set()
+            except ray.exceptions.RayActorError:
+                # The worker process died (OOM, a lost node, a kill): its unanswered requests go back to
+                # the queue for the other workers and its replacement; answered ones are already stored.
+                if left:
+                    batches.appendleft(list(left.values()))
+                await self._replace_worker(slot, worker)
+            finally:
+                moved_on.set()
+
         async def feed(slot: int) -> None:
-            while (batch := take()) is not None:
-                worker = self._workers[slot]
-                left = {w["i"]: w for w in batch}
-                try:
-                    async for ref in worker.process.remote(batch):
-                        for res in await ref:
-                            left.pop(res["i"], None)
-                            accept(res)
-                except ray.exceptions.RayActorError:
-                    # The worker process died (OOM, a lost node, a kill): its unanswered requests go back to
-                    # the queue for the other workers and its replacement; answered ones are already stored.
-                    if left:
-                        batches.appendleft(list(left.values()))
-                    await self._replace_worker(slot, worker)
+            # The next batch goes out once half of the current one is answered, not all of it: a stalled
+            # or slowly retried request must not hold back the requests behind it (the worker's in-flight
+            # limit still bounds what is sent at once).
+            running: set[asyncio.Future] = set()
+            try:
+                while True:
+                    for t in [t for t in running if t.done()]:
+                        running.discard(t)
+                        t.result()  # a fatal reply or a bug ends the run
+                    batch = take()
+                    if batch is None:
+                        if not running:
+                            return
+                        # Wait for one to end: a dead worker's requests may come back to the queue.
+                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    moved_on = asyncio.Event()
+                    running.add(asyncio.ensure_future(consume(slot, batch, moved_on)))
+                    await moved_on.wait()
+            finally:
+                for t in running:
+                    t.cancel()
 
         tasks = [asyncio.ensure_future(feed(slot)) for slot in range(len(self._workers)) for _ in range(_PREFETCH)]
         try:

@@ -128,13 +128,17 @@ class LatencyTracker:
         self._since = 0
         self._timeout = default_s
 
-    def observe(self, seconds: float) -> None:
+    def observe(self, seconds: float) -> bool:
+        """Record a reply's latency; True when the timeout was recomputed and went down."""
         self._recent.append(seconds)
         self._since += 1
         if self.factor and len(self._recent) >= self.min_samples and (
                 self._since >= self.every or len(self._recent) == self.min_samples):
             self._since = 0
+            before = self._timeout
             self._timeout = min(self.default_s, max(self.floor_s, self.percentile() * self.factor))
+            return self._timeout < before
+        return False
 
     def percentile(self) -> float:
         ordered = sorted(self._recent)
@@ -257,6 +261,7 @@ class WorkerCore:
         self.fatal: str | None = None
         self._client: openai.AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._open: set[tuple[Any, float, float]] = set()  # (deadline, sent at, scale) of requests in flight
 
     def _start(self) -> None:
         if self._client is None:
@@ -419,10 +424,10 @@ class WorkerCore:
         budget of their own. A stalled attempt's successor gets twice the read timeout (a slow but healthy
         reply must eventually fit)."""
         failed = limited = 0
-        timeout = self.latency.timeout()
+        scale = 1.0
         while True:
             try:
-                return await self._send(messages, req, params, tally, timeout)
+                return await self._send(messages, req, params, tally, scale)
             except Exception as exc:
                 if not _transient(exc):
                     raise
@@ -433,7 +438,7 @@ class WorkerCore:
                 if failed >= self.ep.max_attempts or limited >= _429_BUDGET * self.ep.max_attempts:
                     raise
                 if isinstance(exc, _Stalled):
-                    timeout = min(self.ep.timeout_s, timeout * 2)
+                    scale *= 2
                 delay = self._delay(exc, failed + limited)
             tally.retries += 1
             if delay > 0:
@@ -453,7 +458,10 @@ class WorkerCore:
         return random.uniform(0, min(self.ep.backoff_max_s, self.ep.backoff_base_s * 2 ** attempt))
 
     async def _send(self, messages: list[dict[str, str]], req: dict[str, Any], params: dict[str, Any],
-                    tally: _Tally, timeout: float) -> Any:
+                    tally: _Tally, scale: float = 1.0) -> Any:
+        """One HTTP attempt. It is abandoned (``_Stalled``) past ``scale`` x the read timeout; requests in
+        flight when the timeout goes down (the first replies of a run arrive) get the new one too, so a
+        request that stalled before any latency was known does not wait out the configured default."""
         assert self._client is not None
         schema = req.get("schema")
         mode = self.mode
@@ -473,12 +481,20 @@ class WorkerCore:
         if fmt is not None:
             body["response_format"] = fmt
         tally.calls += 1
-        sent_at = time.monotonic()
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        timeout = min(self.ep.timeout_s, self.latency.timeout() * scale)
         try:
-            async with asyncio.timeout(timeout):
-                reply, headers = await _post_chat(self._client, body)
+            async with asyncio.timeout(timeout) as deadline:
+                watch = (deadline, sent_at, scale)
+                self._open.add(watch)
+                try:
+                    reply, headers = await _post_chat(self._client, body)
+                finally:
+                    self._open.discard(watch)
         except TimeoutError:
-            raise _Stalled(timeout) from None  # the slot was used: the provider counts the request
+            # The slot was used: the provider counts the request.
+            raise _Stalled(deadline.when() - sent_at) from None
         except openai.RateLimitError as exc:
             wait = _retry_after(exc.response.headers)
             tally.rate_limited += 1
@@ -494,7 +510,8 @@ class WorkerCore:
                     self.pacer.release(slot)  # type: ignore[union-attr]
                 raise _ModeSwitch() from exc
             raise
-        self.latency.observe(time.monotonic() - sent_at)
+        if self.latency.observe(loop.time() - sent_at):
+            self._tighten(loop.time())
         usage = reply.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
@@ -509,6 +526,14 @@ class WorkerCore:
             if obs is not None:
                 self.pacer.observe(obs)
         return reply
+
+    def _tighten(self, now: float) -> None:
+        """Bring the deadlines of the requests in flight down to the new read timeout."""
+        for deadline, sent_at, scale in list(self._open):
+            when = sent_at + min(self.ep.timeout_s, self.latency.timeout() * scale)
+            current = deadline.when()
+            if current is not None and when < current:
+                deadline.reschedule(max(now, when))
 
     # -- results -----------------------------------------------------------------------------------
     def _failure(self, req: dict[str, Any], tally: _Tally, reason: str, detail: str, raw: str | None,

@@ -37,21 +37,20 @@ def test_read_timeout_is_the_p99_times_the_factor_within_floor_and_default():
 
 @pytest.mark.usefixtures("ray_cluster", "api_key")
 def test_a_stalled_reply_is_abandoned_within_the_read_timeout_and_asked_again(llm_server, tmp_cache):
-    # Stalls last 120 s and the configured timeout is 60 s; healthy replies take 5-20 ms.
-    server = llm_server("--latency-ms", "5", "20", "--hang-s", "120", "--seed", "5")
+    # Stalls last 120 s and the configured timeout is 60 s; healthy replies take 5-20 ms. The stalls start
+    # with the run, before any latency is known: those requests get the adaptive timeout when it is.
+    server = llm_server("--latency-ms", "5", "20", "--hang-s", "120", "--seed", "5", "--timeout-rate", "0.2")
     ep = endpoint_for(server, timeout_s=60.0, read_timeout_factor=4.0, read_timeout_floor_s=1.0)
-    warm = [f"Warm-up response {i}." for i in range(30)]
-    txts = [f"Response {i} may stall." for i in range(30)]
+    txts = [f"Response {i} may stall." for i in range(60)]
     with LLMEngine(ep, tmp_cache, progress=False) as engine:
-        engine.run(factor_requests(FLUENCY, warm, [None] * len(warm)))  # latencies seen: the timeout adapts
-        server.configure(timeout_rate=0.25)
         results = engine.run(factor_requests(FLUENCY, txts, [None] * len(txts)))
     assert [r.value["score"] for r in results] == [reference_fluency(t) for t in txts]
     log = server.log()
     stalls = [i for i, e in enumerate(log) if e["status"] == "hang"]
-    assert len(stalls) >= 3
+    assert len(stalls) >= 5
+    assert any(i < 8 for i in stalls)  # among the first requests, sent when no latency was known yet
     for i in stalls:
         retry = next(e for e in log[i + 1:] if e["key"] == log[i]["key"])
         # Abandoned after max(1 s, 4 x p99) plus a backoff under 0.5 s: seconds, not the 60 s default.
-        # 15 s leaves room for a loaded machine.
-        assert retry["t"] - log[i]["t"] < 15.0
+        # 20 s leaves room for a loaded machine.
+        assert retry["t"] - log[i]["t"] < 20.0
