@@ -12,20 +12,44 @@ endpoint's limiter. Figures per actor count:
                       active_cpu_ms_per_request subtracts the idle rate measured over 5 s just before
 Unlimited: no limit, 1 ms latency, 2 workers: requests/s the node sustains, server included.
 
+More scenarios (``--scenarios``, comma-separated; default ``paced,unlimited``):
+  rpm       the issue's table: 600 RPM x 1,500 requests and 6,000 RPM x 6,000 requests (latency 200-800 ms),
+            30,000 RPM x 10,000 requests (50-200 ms), each with 1 and 4 actors (``--actors``), per-minute and
+            per-second windows; figures as for paced, prefixed rpm<R>_a<A>_
+  chaos     the test server with seeded faults mirroring LLMock's ``full`` (15% 429 without headers, 5% 500,
+            5% 503 with Retry-After 1 s, 3% 30 s stalls, 2% dropped connections, 5% malformed or
+            schema-invalid, 3% truncated) and ``storm`` (30% 429, 10% 500, 5% stalls, 5% malformed) under
+            a 600 RPM quota, 400 requests, 1 actor: usable, failed by reason, accepted per minute, then a
+            rerun into the same cache (retried, usable after it)
+  llmock    the same two quotas and rates of HTTP faults from LLMock itself (PyPI ``llmock``, the
+            ``bench`` extra; its CLI injects 429/500/503 and latency on non-streaming calls, the stalls
+            and truncations of ``full`` need its scripted scenarios and are left to ``chaos``)
+  startup   ``profile-dist annotate --llm`` as a fresh process against the server (600 RPM): seconds
+            from the command's start to the server's first request, and the wall time of a fully cached
+            rerun into a new output
+
 The last line holds the figures as key=value pairs; time_over_ideal, self_429, failed and
-cpu_ms_per_request there are the worst over the actor counts, followed by each count's own figures.
+cpu_ms_per_request there are the worst over the actor counts of the paced scenario, followed by each
+count's own figures and those of the other scenarios run.
 
     python bench/llm_throughput.py                  # N=1000 (about 4 minutes)
     python bench/llm_throughput.py --requests 3000  # the issue's full size (about 11 minutes)
+    python bench/llm_throughput.py --scenarios rpm,chaos,startup --skip-unlimited
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
 import platform
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from typing import Any
 
 import polars as pl
@@ -100,6 +124,140 @@ def unlimited(n: int, workers: int) -> dict[str, Any]:
             "driver_cpu_ms_per_request": out["driver_cpu_ms"], "workers": workers}
 
 
+#: The issue's table: (requests/min, requests, latency ms).
+RPM_SCENARIOS = ((600, 1500, (200.0, 800.0)), (6000, 6000, (200.0, 800.0)), (30000, 10000, (50.0, 200.0)))
+
+#: Seeded faults of the test server mirroring LLMock's scenarios (rates per attempt).
+CHAOS = {
+    "full": ["--rate-limited-rate", "0.15", "--error-rate", "0.10", "--error-statuses", "500", "503",
+             "--retry-after-s", "1", "--timeout-rate", "0.03", "--disconnect-rate", "0.02",
+             "--malformed-rate", "0.05", "--length-rate", "0.03"],
+    "storm": ["--rate-limited-rate", "0.30", "--error-rate", "0.10", "--error-statuses", "500",
+              "--timeout-rate", "0.05", "--malformed-rate", "0.05"],
+}
+#: The same through LLMock's CLI (HTTP faults only).
+LLMOCK = {"full": ["--error-rate-429", "0.15", "--error-rate-500", "0.05", "--error-rate-503", "0.05"],
+          "storm": ["--error-rate-429", "0.30", "--error-rate-500", "0.10"]}
+
+
+def rpm_scenarios(actors: list[int], headroom: float) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for rpm, n, latency in RPM_SCENARIOS:
+        for a in actors:
+            row = paced(n, a, rpm, latency, headroom)
+            print(f"rpm requests={n} rpm={rpm} " + fmt(row), flush=True)
+            for k in ("time_over_ideal", "self_429", "failed", "cpu_ms_per_request", "active_cpu_ms_per_request"):
+                out[f"rpm{rpm}_a{a}_{k}"] = row[k]
+            out[f"rpm{rpm}_a{a}_rps"] = n / row["elapsed_s"]
+    return out
+
+
+def chaos_run(base_url: str, model: str, key_env: str, n: int, rpm: int, tag: str) -> dict[str, Any]:
+    """400 fluency prompts under faults, then a rerun into the same cache (the failed rows asked again)."""
+    ep = Endpoint(name="bench", base_url=base_url, model=model, api_key_env=key_env, rpm=rpm, max_concurrency=64,
+                  price_per_1k=Price(0.0025, 0.01))
+    reqs = SINGLE.requests(pl.DataFrame({"text": texts(n, tag)}), [FLUENCY])
+    with tempfile.TemporaryDirectory() as cache:
+        with LLMEngine(ep, cache, progress=False) as engine:
+            engine.start()
+            t0 = time.perf_counter()
+            results = engine.run(reqs)
+            elapsed = time.perf_counter() - t0
+            first = engine.summary
+            limiter = ray.get(engine.limiter.stats.remote()) if engine.limiter is not None else {}
+        with LLMEngine(ep, cache, progress=False) as engine:
+            again = engine.run(reqs)
+            rerun = engine.summary
+    usable = sum(r.ok for r in results)
+    reasons = collections.Counter(r.reason for r in results if not r.ok)
+    return {"usable": usable, "failed": n - usable, "elapsed_s": elapsed, "accepted_per_min": usable * 60 / elapsed,
+            "failed_by_reason": ";".join(f"{k}:{v}" for k, v in sorted(reasons.items())) or "-",
+            "http_429": first["http_429"], "retries": first["retries"], "reasks": first["reasks"],
+            "rate_cuts": limiter.get("cuts", 0), "rate_factor_end": limiter.get("factor", 1.0),
+            "retried_on_rerun": rerun["sent"], "usable_after_rerun": sum(r.ok for r in again)}
+
+
+def chaos(n: int, rpm: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, faults in CHAOS.items():
+        args = ["--api-key", KEY, "--rpm", str(rpm), "--no-ratelimit-headers", "--latency-ms", "200", "800",
+                "--hang-s", "30", "--seed", "42", *faults]
+        with ServerProcess(args) as server:
+            row = chaos_run(server.base_url, "test-judge", KEY_ENV, n, rpm, f"chaos-{name}")
+            row["server"] = json.dumps(server.stats()["by_status"], separators=(",", ":"))
+        print(f"chaos scenario={name} requests={n} rpm={rpm} " + fmt(row), flush=True)
+        out.update({f"chaos_{name}_{k}": v for k, v in row.items() if k != "server"})
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def llmock(n: int, rpm: int) -> dict[str, Any]:
+    try:
+        import llmock as _  # noqa: F401
+    except ImportError:
+        print("llmock: not installed (pip install -e '.[bench]'); skipped", flush=True)
+        return {}
+    out: dict[str, Any] = {}
+    for name, faults in LLMOCK.items():
+        port = _free_port()
+        cmd = [sys.executable, "-c", "from llmock.cli import app; app()", "serve", "--host", "127.0.0.1",
+               "--port", str(port), "--rpm", str(rpm), "--latency-ms", "500", "--log-level", "warning", *faults]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # until it answers
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or proc.poll() is not None:
+                        raise RuntimeError(f"llmock did not start: {' '.join(cmd)}") from None
+                    time.sleep(0.3)
+            row = chaos_run(f"http://127.0.0.1:{port}/v1", "gpt-4o-mini", KEY_ENV, n, rpm, f"llmock-{name}")
+        finally:
+            proc.kill()
+            proc.wait(timeout=10)
+        print(f"llmock scenario={name} requests={n} rpm={rpm} " + fmt(row), flush=True)
+        out.update({f"llmock_{name}_{k}": v for k, v in row.items()})
+    return out
+
+
+def startup(rpm: int) -> dict[str, Any]:
+    """A fresh `profile-dist annotate --llm` process: seconds to the first request, then a cached rerun."""
+    from profile_dist.workflows.demo import write_demo_corpus
+    from profile_dist.stages.ingest import ingest
+
+    with tempfile.TemporaryDirectory() as tmp, ServerProcess(["--api-key", KEY, "--rpm", str(rpm)]) as server:
+        pairs = os.path.join(tmp, "pairs")
+        ingest("pairs", [write_demo_corpus(os.path.join(tmp, "demo.jsonl"))], pairs, progress=False)
+        endpoints = os.path.join(tmp, "endpoints.yaml")
+        with open(endpoints, "w") as f:
+            f.write(f"endpoints:\n  bench:\n    base_url: {server.base_url}\n    model: test-judge\n"
+                    f"    api_key_env: {KEY_ENV}\n    rpm: {rpm}\n    max_concurrency: 64\n")
+        cache = os.path.join(tmp, "cache")
+
+        def annotate(output: str) -> float:
+            t0 = time.time()
+            subprocess.run([sys.executable, "-m", "profile_dist.cli", "annotate", "--pairs", pairs, "--output",
+                            os.path.join(tmp, output), "--factors", "fluency", "--llm", "bench", "--endpoints",
+                            endpoints, "--cache-dir", cache], check=True, capture_output=True,
+                           env={**os.environ, KEY_ENV: KEY})
+            return t0
+
+        t0 = annotate("first")
+        stats = server.stats()
+        t1 = annotate("cached")
+        cached_s = time.time() - t1
+        assert server.stats()["requests"] == stats["requests"], "the cached rerun sent requests"
+    return {"first_request_s": stats["first_accepted"] - t0, "cached_rerun_s": cached_s,
+            "startup_requests": stats["ok"]}
+
+
 def fmt(d: dict[str, Any]) -> str:
     return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in d.items())
 
@@ -114,27 +272,44 @@ def main() -> None:
     p.add_argument("--unlimited-requests", type=int, default=20000)
     p.add_argument("--unlimited-workers", type=int, default=2)
     p.add_argument("--skip-unlimited", action="store_true")
+    p.add_argument("--scenarios", default="paced,unlimited",
+                   help="comma-separated: paced, unlimited, rpm, chaos, llmock, startup")
+    p.add_argument("--chaos-requests", type=int, default=400)
     a = p.parse_args()
+    scenarios = set(a.scenarios.split(","))
+    if a.skip_unlimited:
+        scenarios.discard("unlimited")
     os.environ[KEY_ENV] = KEY
     load = os.getloadavg()
     print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()} "
           f"loadavg={load[0]:.1f},{load[1]:.1f},{load[2]:.1f}", flush=True)
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    actors = [int(x) for x in a.actors.split(",")]
     rows = []
-    for actors in (int(x) for x in a.actors.split(",")):
-        row = paced(a.requests, actors, a.rpm, tuple(a.latency_ms), a.headroom)
-        rows.append(row)
-        print(f"paced requests={a.requests} rpm={a.rpm} headroom={a.headroom} " + fmt(row), flush=True)
-    final = {"time_over_ideal": max(r["time_over_ideal"] for r in rows),
-             "self_429": sum(r["self_429"] for r in rows), "failed": sum(r["failed"] for r in rows),
-             "cpu_ms_per_request": max(r["cpu_ms_per_request"] for r in rows),
-             "actors": ",".join(str(r["actors"]) for r in rows), "requests": a.requests}
+    final: dict[str, Any] = {"failed": 0}
+    if "paced" in scenarios:
+        for n_actors in actors:
+            row = paced(a.requests, n_actors, a.rpm, tuple(a.latency_ms), a.headroom)
+            rows.append(row)
+            print(f"paced requests={a.requests} rpm={a.rpm} headroom={a.headroom} " + fmt(row), flush=True)
+        final = {"time_over_ideal": max(r["time_over_ideal"] for r in rows),
+                 "self_429": sum(r["self_429"] for r in rows), "failed": sum(r["failed"] for r in rows),
+                 "cpu_ms_per_request": max(r["cpu_ms_per_request"] for r in rows),
+                 "actors": ",".join(str(r["actors"]) for r in rows), "requests": a.requests}
     for r in rows:
         final[f"time_over_ideal_a{r['actors']}"] = r["time_over_ideal"]
         final[f"self_429_a{r['actors']}"] = r["self_429"]
         final[f"cpu_ms_per_request_a{r['actors']}"] = r["cpu_ms_per_request"]
         final[f"active_cpu_ms_per_request_a{r['actors']}"] = r["active_cpu_ms_per_request"]
-    if not a.skip_unlimited:
+    if "rpm" in scenarios:
+        final.update(rpm_scenarios(actors, a.headroom))
+    if "chaos" in scenarios:
+        final.update(chaos(a.chaos_requests, 600))
+    if "llmock" in scenarios:
+        final.update(llmock(a.chaos_requests, 600))
+    if "startup" in scenarios:
+        final.update(startup(600))
+    if "unlimited" in scenarios:
         u = unlimited(a.unlimited_requests, a.unlimited_workers)
         print(f"unlimited requests={a.unlimited_requests} " + fmt(u), flush=True)
         final["rps_unlimited"] = u["rps"]

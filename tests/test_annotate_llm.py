@@ -22,7 +22,7 @@ def server():
         yield process
 
 
-def endpoints_file(tmp_path, server: ServerProcess, key_env: str = KEY_ENV) -> str:
+def endpoints_file(tmp_path, server: ServerProcess, key_env: str = KEY_ENV, extra: str = "") -> str:
     path = tmp_path / "endpoints.yaml"
     path.write_text(
         "endpoints:\n"
@@ -32,6 +32,7 @@ def endpoints_file(tmp_path, server: ServerProcess, key_env: str = KEY_ENV) -> s
         f"    api_key_env: {key_env}\n"
         "    max_concurrency: 8\n"
         "    price_per_1k: {input: 0.001, output: 0.002}\n"
+        + extra
     )
     return str(path)
 
@@ -103,8 +104,41 @@ def test_llm_factor_without_endpoint_and_bad_key_are_clear_errors(tmp_path, serv
     assert code == 2 and "judge" in err and "sk-wrong-key-000" not in err and "Traceback" not in err
 
 
-def test_llm_factors_with_output_on_s3_need_a_filesystem_cache(tmp_path, corpus, capsys):
-    code = main(["annotate", "--pairs", str(corpus), "--output", "s3://bucket/annotations", "--factors", "length", "fluency",
-                 "--llm", "judge", "--endpoints", str(tmp_path / "unused.yaml")])
-    err = capsys.readouterr().err
-    assert code == 2 and "not s3://bucket/annotations/_llm_cache; pass --cache-dir" in err
+def test_a_rerun_retries_exactly_the_rows_that_failed_transiently(tmp_path, server, corpus, monkeypatch, capsys):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    # One attempt per request: the 5xx the server injects at random become failed rows.
+    endpoints = endpoints_file(tmp_path, server, extra="    max_attempts: 1\n    backoff_base_s: 0.01\n")
+    server.configure(error_rate=0.3, seed=4)
+    out = tmp_path / "ann"
+    first = annotate(str(corpus), str(out), factors=["fluency"], llm="judge", endpoints=endpoints)
+    log = server.log()
+    answered = {e["key"] for e in log if e["status"] == "200"}
+    failed_keys = {e["key"] for e in log} - answered
+    values = pl.read_parquet(out / "part-*.llm-judge.parquet")
+    failed_rows = values.filter(pl.col("error").is_not_null())
+    assert failed_keys and failed_rows.height >= len(failed_keys)  # a text may answer several prompts
+    assert failed_rows["error"].str.starts_with("transport: HTTP ").all()  # 5xx (and 429s over their budget)
+    # Counted per shard's run: a text failing in two shards counts twice (and is resent once, below).
+    assert first.llm["retryable"] >= len(failed_keys)
+    assert first.llm["retryable_by_reason"] == {"transport": first.llm["retryable"]}
+    assert any("failed transiently and are not cached: rerun to retry them" in line for line in first.lines())
+    assert first.llm["llm_calls"] == "per_factor"  # one factor: its own prompt, whatever was requested
+
+    shards = sorted(out.glob("part-*.llm-judge.parquet"))
+    failed_shards = [f for f in shards if pl.read_parquet(f)["error"].null_count() < pl.read_parquet(f).height]
+    server.configure(error_rate=0.0)
+    server.reset()
+    again = annotate(str(corpus), str(out), factors=["fluency"], llm="judge", endpoints=endpoints)
+    log = server.log()
+    answered_now = [e["key"] for e in log if e["status"] == "200"]
+    assert sorted(answered_now) == sorted(failed_keys) and {e["key"] for e in log} == failed_keys  # those, once
+    assert again.shards_done == len(failed_shards) and again.shards_skipped == len(shards) - len(failed_shards)
+    assert again.llm["retried"] == first.llm["retryable"]
+    assert again.llm["retried_by_reason"] == first.llm["retryable_by_reason"]
+    assert again.llm["cached"] > 0 and again.llm["retryable"] == 0
+    assert any("retried (they failed transiently last time)" in line for line in again.lines())
+    values = pl.read_parquet(out / "part-*.llm-judge.parquet")
+    assert values["error"].null_count() == values.height
+    # Nothing left to retry: the next rerun skips every shard.
+    done = annotate(str(corpus), str(out), factors=["fluency"], llm="judge", endpoints=endpoints)
+    assert done.shards_done == 0 and len(server.log()) == len(log)

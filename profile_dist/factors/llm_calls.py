@@ -22,7 +22,7 @@ from profile_dist.schema import LLM_FACTOR_VALUES
 
 #: The engine's per-run counts that add up over runs (same list as the annotate stage sums).
 SUMMED_COUNTS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "retries", "reasks",
-                 "http_429", "input_tokens", "output_tokens", "spend")
+                 "http_429", "input_tokens", "output_tokens", "spend", "retryable")
 _RAW_IN_ERROR = 500
 
 
@@ -46,9 +46,12 @@ class Usage:
 
     totals: Counter = field(default_factory=Counter)
     per_factor: dict[str, FactorCost] = field(default_factory=dict)
+    #: Requests that failed transiently (not cached: the next run asks them again), by reason.
+    retryable: Counter = field(default_factory=Counter)
 
     def add_run(self, summary: dict[str, Any]) -> None:
         self.totals.update({k: v for k, v in summary.items() if k in SUMMED_COUNTS})
+        self.retryable.update(summary.get("retryable_by_reason") or {})
 
     def charge(self, factors: Sequence[str], results: Sequence[LLMResult | None]) -> None:
         share = 1.0 / max(1, len(factors))
@@ -64,6 +67,7 @@ class Usage:
 
     def merge(self, other: "Usage") -> None:
         self.totals.update(other.totals)
+        self.retryable.update(other.retryable)
         for name, c in other.per_factor.items():
             total = self.per_factor.setdefault(name, FactorCost())
             for k, v in c.__dict__.items():

@@ -81,14 +81,16 @@ class CostModel:
 
     def worst_cost(self, request: LLMRequest) -> float:
         """The most one request can cost: every re-ask used, each carrying the previous reply and the error
-        (a full completion plus ~100 tokens of feedback) on top of the prompt. What the run reserves while
-        a request is in flight, so that --max-cost holds even when every reply needs re-asking."""
+        (a full completion plus ~100 tokens of feedback) on top of the prompt, and one more call with twice the
+        cap after a truncated reply. What the run reserves while a request is in flight, so that --max-cost
+        holds even when every reply needs re-asking."""
         raw = self.estimator.prompt_tokens(request.messages)
         params = request.decoding_params(self.endpoint)
         cap = int(params.get("max_tokens") or params.get("max_completion_tokens") or 256)
         calls = 1 + self.endpoint.max_reasks
         prompt = sum(raw + j * (cap + _REASK_FEEDBACK) for j in range(calls))
-        return self.endpoint.price_per_1k.cost(prompt, calls * cap)
+        # Plus one re-ask of a truncated reply with twice the cap (see profile_dist.llm.worker).
+        return self.endpoint.price_per_1k.cost(prompt + raw, calls * cap + 2 * cap)
 
 
 def project(endpoint: Endpoint, requests: Iterable[LLMRequest], keys: list[str], cached: set[str],

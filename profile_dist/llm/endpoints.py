@@ -13,7 +13,9 @@ endpoints:
     price_per_1k: {input: 0.0025, output: 0.01}
     # optional, with defaults:
     workers: 1                       # async worker actors (processes) sharing the limiter
-    timeout_s: 60                    # per HTTP attempt
+    timeout_s: 60                    # per HTTP attempt, and the read timeout until replies were seen
+    read_timeout_factor: 4           # then: a reply not back within p99 latency x this is abandoned as
+    read_timeout_floor_s: 5          #   stalled (at least this long) and asked again; null: timeout_s
     structured: auto                 # auto | json_schema | json_object
     max_attempts: 8                  # transport attempts per call (429, 5xx, timeouts, dropped connections)
     backoff_base_s: 0.5              # exponential backoff with jitter between attempts
@@ -69,6 +71,8 @@ class Endpoint:
     price_per_1k: Price = field(default_factory=Price)
     workers: int = 1
     timeout_s: float = 60.0
+    read_timeout_factor: float | None = 4.0
+    read_timeout_floor_s: float = 5.0
     structured: Literal["auto", "json_schema", "json_object"] = "auto"
     max_attempts: int = 8
     backoff_base_s: float = 0.5
@@ -89,6 +93,10 @@ class Endpoint:
                                       "max_reasks >= 0")
         if self.structured not in ("auto", "json_schema", "json_object"):
             raise EndpointConfigError(f"{where}: structured must be auto, json_schema or json_object")
+        if self.timeout_s <= 0 or self.read_timeout_floor_s <= 0 or (
+                self.read_timeout_factor is not None and self.read_timeout_factor < 1):
+            raise EndpointConfigError(f"{where}: timeout_s and read_timeout_floor_s must be positive, "
+                                      "read_timeout_factor >= 1 or null")
         if not 0 <= self.headroom < 0.5:
             raise EndpointConfigError(f"{where}: headroom must be in [0, 0.5)")
 

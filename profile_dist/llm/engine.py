@@ -17,9 +17,12 @@ with LLMEngine(endpoint, cache_dir, max_cost=5.0) as engine:   # workers live ac
 What a run does:
 - keys every request by content (:meth:`LLMRequest.cache_key`); identical requests are sent once, and
   requests whose key is in the cache are not sent at all (a rerun, a resumed run or another corpus with
-  the same responses pays nothing for them). Failures that a rerun would repeat (invalid replies after the
-  re-asks, length, refusals, 400s) are cached too; transport failures are not (``retry_failed=True``
-  also re-asks the cached failures);
+  the same responses pays nothing for them). The cache is a local directory or an ``s3://`` prefix that
+  every node shares (:func:`profile_dist.llm.cache.open_reply_cache`). Failures final by nature (invalid
+  replies after the re-asks, refusals, filtered replies, 400s) are cached too; transient ones (5xx, stalls,
+  timeouts and dropped connections after the retries, truncated replies) are not, so the next run asks
+  again (``retry_failed=True`` also re-asks the cached failures). ``summary["retryable"]`` counts this
+  run's transient failures, by reason in ``summary["retryable_by_reason"]``;
 - refuses to start if the projected spend of what is left exceeds ``max_cost`` (BudgetExceededError,
   nothing sent), and otherwise reserves each batch's worst-case cost (every re-ask used) before
   dispatching it, so it stops cleanly (in-flight requests finish and are stored; BudgetExceededError
@@ -48,14 +51,14 @@ import ray
 
 from profile_dist.errors import ProfileDistError
 from profile_dist.llm.budget import BudgetExceededError, CostModel, Measured, Projection, project
-from profile_dist.llm.cache import ReplyCache
+from profile_dist.llm.cache import open_reply_cache
 from profile_dist.llm.endpoints import Endpoint
 from profile_dist.llm.limiter import get_limiter
 from profile_dist.llm.progress import ProgressBar, RunStats
-from profile_dist.llm.request import LLMRequest, LLMResult
+from profile_dist.llm.request import LLMRequest, LLMResult, failure_reason, is_final
 from profile_dist.llm.worker import LLMWorker, Secret
 
-_PREFETCH = 2  # batches outstanding per worker: one running, one queued behind it
+_PREFETCH = 2  # batch feeders per worker: one batch running, one queued behind it (more while some stall)
 _MAX_RESTARTS = 8  # dead workers replaced per engine before the run fails (a crash loop is not transient)
 
 __all__ = ["LLMEngine", "run_llm_requests", "EndpointFatalError", "BudgetExceededError", "LLMRequest", "LLMResult"]
@@ -78,7 +81,7 @@ class LLMEngine:
                  progress: bool = True, max_cost: float | None = None, retry_failed: bool = False,
                  desc: str | None = None) -> None:
         self.endpoint = endpoint
-        self.cache = ReplyCache(cache_dir)
+        self.cache = open_reply_cache(cache_dir)
         self.num_workers = num_workers or endpoint.workers
         self.in_flight = max(1, math.ceil(endpoint.max_concurrency / self.num_workers))
         self.progress = progress
@@ -128,11 +131,10 @@ class LLMEngine:
             self._limiter = get_limiter(ep.rpm, ep.tpm, ep.limiter_id, quantize=ep.quantize, headroom=ep.headroom)
         run_id = uuid.uuid4().hex[:8]
         self._worker_ids = [f"{ep.name}-{run_id}-{i}" for i in range(self.num_workers)]
-        cache_dir = os.path.abspath(self.cache.dir)
         driver_node = ray.get_runtime_context().get_node_id()
         self._workers = [
             LLMWorker.options(scheduling_strategy="SPREAD").remote(ep, api_key, wid, self._limiter, self.in_flight,
-                                                                   cache_dir, driver_node)
+                                                                   self.cache.local_dir, driver_node, self.cache.batched)
             for wid in self._worker_ids]
         fatal = next((m for m in ray.get([w.ready.remote() for w in self._workers]) if m), None)
         if fatal:
@@ -151,8 +153,8 @@ class LLMEngine:
         wid = f"{self._worker_ids[slot]}-r{self._restarts}"
         self._worker_ids[slot] = wid
         worker = LLMWorker.options(scheduling_strategy="SPREAD").remote(
-            self.endpoint, self._api_key, wid, self._limiter, self.in_flight, os.path.abspath(self.cache.dir),
-            ray.get_runtime_context().get_node_id())
+            self.endpoint, self._api_key, wid, self._limiter, self.in_flight, self.cache.local_dir,
+            ray.get_runtime_context().get_node_id(), self.cache.batched)
         self._workers[slot] = worker
         fatal = await worker.ready.remote()
         if fatal:
@@ -183,7 +185,8 @@ class LLMEngine:
         by_key: dict[str, LLMResult] = {}
         for k in first:
             rec = self.cache.get(k)
-            if rec is not None and (rec.get("error") is None or not self.retry_failed):
+            # A transient failure cached by an older version (e.g. length) is asked again like any other.
+            if rec is not None and is_final(rec.get("error")) and (rec.get("error") is None or not self.retry_failed):
                 by_key[k] = LLMResult.from_record(k, rec)
         todo = [k for k in first if k not in by_key]
         stats = RunStats(ep.name, ep.model, self.num_workers)
@@ -208,7 +211,7 @@ class LLMEngine:
         finally:
             bar.close()
             self.cache.sync()
-            self.summary = stats.summary()
+            self.summary = {**stats.summary(), **_retryable(by_key.values())}
         results = []
         seen: set[str] = set()
         for k in keys:
@@ -269,21 +272,48 @@ class LLMEngine:
             stats.add_result(result.ok, result.reason, cost, res)
             bar.advance()
 
+        async def consume(slot: int, batch: list[dict[str, Any]], moved_on: asyncio.Event) -> None:
+            worker = self._workers[slot]
+            left = {w["i"]: w for w in batch}
+            try:
+                async for ref in worker.process.remote(batch):
+                    for res in await ref:
+                        left.pop(res["i"], None)
+                        accept(res)
+                    if len(left) <= len(batch) // 2:
+                        moved_on.set()
+            except ray.exceptions.RayActorError:
+                # The worker process died (OOM, a lost node, a kill): its unanswered requests go back to
+                # the queue for the other workers and its replacement; answered ones are already stored.
+                if left:
+                    batches.appendleft(list(left.values()))
+                await self._replace_worker(slot, worker)
+            finally:
+                moved_on.set()
+
         async def feed(slot: int) -> None:
-            while (batch := take()) is not None:
-                worker = self._workers[slot]
-                left = {w["i"]: w for w in batch}
-                try:
-                    async for ref in worker.process.remote(batch):
-                        for res in await ref:
-                            left.pop(res["i"], None)
-                            accept(res)
-                except ray.exceptions.RayActorError:
-                    # The worker process died (OOM, a lost node, a kill): its unanswered requests go back to
-                    # the queue for the other workers and its replacement; answered ones are already stored.
-                    if left:
-                        batches.appendleft(list(left.values()))
-                    await self._replace_worker(slot, worker)
+            # The next batch goes out once half of the current one is answered, not all of it: a stalled
+            # or slowly retried request must not hold back the requests behind it (the worker's in-flight
+            # limit still bounds what is sent at once).
+            running: set[asyncio.Future] = set()
+            try:
+                while True:
+                    for t in [t for t in running if t.done()]:
+                        running.discard(t)
+                        t.result()  # a fatal reply or a bug ends the run
+                    batch = take()
+                    if batch is None:
+                        if not running:
+                            return
+                        # Wait for one to end: a dead worker's requests may come back to the queue.
+                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                        continue
+                    moved_on = asyncio.Event()
+                    running.add(asyncio.ensure_future(consume(slot, batch, moved_on)))
+                    await moved_on.wait()
+            finally:
+                for t in running:
+                    t.cancel()
 
         tasks = [asyncio.ensure_future(feed(slot)) for slot in range(len(self._workers)) for _ in range(_PREFETCH)]
         try:
@@ -352,6 +382,12 @@ class _MeasuredTally:
             return None
         return Measured(prompt_ratio=self.prompt / max(1, self.raw_prompt), completion_tokens=self.completion / self.n,
                         calls=self.calls / self.n)
+
+
+def _retryable(results: Any) -> dict[str, Any]:
+    """How many of a run's unique requests failed transiently (the next run asks them again), by reason."""
+    reasons = collections.Counter(failure_reason(r.error) for r in results if not r.final)
+    return {"retryable": sum(reasons.values()), "retryable_by_reason": dict(reasons)}
 
 
 def _run_coro(coro: Any) -> Any:

@@ -14,11 +14,20 @@ windows with ceil(limit/60). Headroom absorbs send-time jitter: a 1% margin tole
 rate. Tokens are booked at their pre-send estimate and corrected with the usage each reply reports; a slot
 that was not used, or drew a 429 (which providers do not count), is released.
 
-On a 429 the worker that got it reports Retry-After; the limiter pauses the schedule until then and pushes
-the pause to every registered worker, which give back the slots they hold inside it (those after it keep
-their places). If 429s repeat within 10 s the provider's limit is below ours: the rate is cut by 10% (once
-per incident) and recovers linearly over ``recover_s``. ``x-ratelimit-remaining-*``
-of zero pauses the schedule until the matching reset.
+A 429 is not always a limit: providers also refuse requests when their shared capacity is short, at random
+and whatever the caller's rate. Only evidence of a lower limit changes the schedule (:meth:`LimiterCore.penalize`):
+- the 429's ``x-ratelimit-remaining-*`` headers say a quota is used up (conclusive), or
+- the 429s *cluster on the schedule*: ``run_429`` (5) consecutive sends of the shared schedule were all
+  refused. A real limit below ours refuses every send until its window moves, so its 429s come in runs;
+  random 429s at a rate p make such a run with probability p^5 (0.008% at 15%, 0.2% at 30%).
+On evidence the limiter pauses the schedule for the Retry-After and pushes the pause to every registered
+worker, which give back the slots they hold inside it (those after it keep their places), and cuts the
+rate (once per incident): after a run of 429s to the share of recent sends that went through (at least
+a quarter, at most 90%), after conclusive headers by 10% when they repeat within 10 s. The rate recovers
+linearly over ``recover_s``. Anything else is noise: the refused request alone waits its Retry-After and is
+sent again; the schedule does not move. ``x-ratelimit-remaining-*`` of zero on any reply pauses the schedule
+until the matching reset, and ``x-ratelimit-limit-requests``/``-tokens`` below the configured limit
+lower it to the provider's word.
 """
 
 from __future__ import annotations
@@ -40,13 +49,21 @@ _EPS = 1e-4  # past a window edge, so float rounding never leaves an entry insid
 _CUT = 0.9
 _REPEAT_S = 10.0
 _LEAD = 0.005
+_FLOOR = 0.25  # the lowest rate factor a cut can reach
+_SHARE_OF = 20  # recent sends whose accepted share sets the cut after a run of 429s
 
 
 class _Entry:
-    __slots__ = ("t", "req", "tok")
+    __slots__ = ("t", "req", "tok", "limited", "answered")
 
     def __init__(self, t: float, req: int, tok: int) -> None:
         self.t, self.req, self.tok = t, req, tok
+        self.limited = False  # drew a 429
+        self.answered = False  # its reply's usage was reported: it went through
+
+    @property
+    def sent(self) -> bool:
+        return self.limited or self.req > 0  # a released slot (never sent) has req 0
 
 
 class _Window:
@@ -89,18 +106,20 @@ class LimiterCore:
 
     def __init__(self, rpm: float | None, tpm: float | None, *, quantize: bool = True, headroom: float = 0.01,
                  horizon_s: float = 1.0, min_block: int = 8, max_ahead_s: float = 4.0,
-                 recover_s: float = 10.0) -> None:
+                 recover_s: float = 10.0, run_429: int = 5) -> None:
         # A lease holds the slots within horizon_s, and at least min_block (up to max_ahead_s): each Ray
         # call costs about 3 ms of CPU between the two processes, so a lease must carry several requests.
         self.horizon_s = horizon_s
         self.min_block = min_block
         self.max_ahead_s = max_ahead_s
         self.recover_s = recover_s
+        self.run_429 = run_429
         self.factor = 1.0
         self._cut_factor = 1.0
         self.paused_until = -math.inf
         self._last_cut = -math.inf
-        self._last_429 = -math.inf
+        self._last_limit = -math.inf  # the last 429 taken as evidence of a limit
+        self._booked: collections.deque[_Entry] = collections.deque(maxlen=1024)  # recent slots, in time order
         self._last_t = -math.inf  # the last booked slot
         self._frontier = -math.inf  # no slot before this (windows were trimmed up to it)
         self._entries: dict[tuple[int, int], _Entry] = {}
@@ -166,6 +185,7 @@ class LimiterCore:
             for w in self.windows:
                 w.add(e)
             self._entries[(lease_id, i)] = e
+            self._booked.append(e)
             self._last_t = t
             slots.append(t)
         self.stats["leases"] += 1
@@ -183,27 +203,83 @@ class LimiterCore:
             w.adjust(e, d_req, d_tok)
         e.req += d_req
         e.tok += d_tok
+        e.answered = tokens is not None
         self.stats["released" if tokens is None else "corrected"] += 1
 
-    def penalize(self, now: float, wait_s: float) -> float:
-        """A 429: pause everyone for ``wait_s`` and cut the rate once per incident. Returns the pause end."""
-        self.stats["penalties"] += 1
+    def penalize(self, now: float, wait_s: float, slot: tuple[int, int] | None = None,
+                 conclusive: bool = True) -> float | None:
+        """A 429 on ``slot`` (Retry-After ``wait_s``). Evidence of a lower limit (``conclusive`` headers, or a
+        run of ``run_429`` refused sends on the schedule) pauses everyone for ``wait_s`` and cuts the rate;
+        returns the pause end. Noise returns None: the schedule does not change."""
+        entry = self._entries.get(slot) if slot is not None else None
+        if entry is not None:
+            entry.limited = True
         self._recover(now)
-        # A lone 429 is jitter: pausing is enough. 429s that repeat within _REPEAT_S mean the provider's
-        # limit is lower than ours (another client on the key, a wrong config): cut the rate, once per
-        # incident, and recover over recover_s.
-        if now - self._last_429 < _REPEAT_S and now > self._last_cut + max(wait_s, 1.0):
-            self.factor = self._cut_factor = max(0.25, self.factor * _CUT)
+        run = self._run(entry) if entry is not None else 0
+        if not conclusive and run < self.run_429:
+            self.stats["noise_429"] += 1
+            return None
+        self.stats["penalties"] += 1
+        if conclusive:  # a lone exhausted quota may be our own send jitter: cut when it repeats
+            cut = _CUT if now - self._last_limit < _REPEAT_S else None
+        else:  # the provider lets through about the share that was not refused
+            cut = min(_CUT, max(_FLOOR, self._accepted_share()))
+        if cut is not None and now > self._last_cut + max(wait_s, 1.0):  # once per incident
+            self.factor = self._cut_factor = max(_FLOOR, self.factor * cut)
             self._last_cut = now
-        self._last_429 = now
+            self.stats["cuts"] += 1
+        self._last_limit = now
         self.paused_until = max(self.paused_until, now + wait_s)
         # Workers drop the slots they hold inside the pause; those after it keep their places.
         self._frontier = max(self._frontier, self.paused_until)
         return self.paused_until
 
+    def _position(self, entry: _Entry) -> int:
+        for i in range(len(self._booked) - 1, -1, -1):  # 429s are of recent slots: scan from the end
+            if self._booked[i] is entry:
+                return i
+        return -1
+
+    def _run(self, entry: _Entry) -> int:
+        """Consecutive sent slots around ``entry`` (itself included) that drew a 429; unsent slots are skipped."""
+        i = self._position(entry)
+        if i < 0:
+            return 1
+        run = 1
+        for step in (-1, 1):
+            j = i + step
+            while 0 <= j < len(self._booked) and run < self.run_429:
+                e = self._booked[j]
+                if e.limited:
+                    run += 1
+                elif e.req > 0:
+                    break
+                j += step
+        return run
+
+    def _accepted_share(self) -> float:
+        """Share of the last ``_SHARE_OF`` sends with a known outcome that went through (answers are reported
+        in batches, seconds late, so this errs low: the rate recovers from a cut too deep)."""
+        known = answered = 0
+        for e in reversed(self._booked):
+            if known >= _SHARE_OF:
+                break
+            if e.limited or e.answered:
+                known += 1
+                answered += e.answered
+        return answered / max(1, known)
+
     def observe(self, now: float, remaining_requests: float | None, reset_requests_s: float | None,
-                remaining_tokens: float | None, reset_tokens_s: float | None) -> None:
-        """Provider headers: when it says nothing is left, wait for its reset."""
+                remaining_tokens: float | None, reset_tokens_s: float | None, limit_requests: float | None = None,
+                limit_tokens: float | None = None) -> None:
+        """Provider headers: when it says nothing is left, wait for its reset; when its limit is below ours,
+        take its word."""
+        lower_rpm = limit_requests is not None and self.rpm is not None and 0 < limit_requests < self.rpm
+        lower_tpm = limit_tokens is not None and self.tpm is not None and 0 < limit_tokens < self.tpm
+        if lower_rpm or lower_tpm:
+            self.stats["lowered"] += 1
+            self.configure(limit_requests if lower_rpm else self.rpm, limit_tokens if lower_tpm else self.tpm,
+                           quantize=self.quantize, headroom=self.headroom)
         if remaining_requests is not None and remaining_requests <= 0 and reset_requests_s:
             self.paused_until = max(self.paused_until, now + reset_requests_s)
         if remaining_tokens is not None and remaining_tokens <= 0 and reset_tokens_s:
@@ -258,12 +334,15 @@ class RateLimiter:
     def report(self, corrections: list[tuple[int, int, int | None]], observation: tuple | None = None) -> None:
         self._apply(time.time(), corrections, observation)
 
-    def penalize(self, worker_id: str, wait_s: float) -> float:
+    def penalize(self, worker_id: str, wait_s: float, slot: tuple[int, int] | None = None,
+                 conclusive: bool = True) -> float:
+        """A worker's 429; on evidence of a limit every worker pauses (0.0: noise, nobody pauses)."""
         now = time.time()
-        until = self.core.penalize(now, wait_s)
-        for wid, handle in self.workers.items():
-            if wid != worker_id:
-                handle.pause.remote(until - now)  # fire and forget: everyone backs off now
+        until = self.core.penalize(now, wait_s, slot, conclusive)
+        if until is None:
+            return 0.0
+        for handle in self.workers.values():
+            handle.pause.remote(until - now)  # fire and forget: everyone backs off now
         return until - now
 
     def stats(self) -> dict[str, Any]:
@@ -297,7 +376,7 @@ class Pacer:
     """Gives a worker's requests their send times, leasing slots from the shared limiter in blocks.
 
     ``acquire`` returns when the request may be sent, with the slot it uses; the caller then reports
-    the reported tokens (``correct``), an unused slot (``release``) or a 429 (``penalize``).
+    the reported tokens (``correct``), an unused slot (``release``) or a 429 (``rate_limited``).
     """
 
     def __init__(self, limiter: Any, worker_id: str, refill_s: float = 0.5, max_block: int = 256,
@@ -362,15 +441,17 @@ class Pacer:
 
     def observe(self, observation: tuple) -> None:
         self._observation = observation
-        remaining_req, reset_req, remaining_tok, reset_tok = observation
+        remaining_req, _, remaining_tok, _ = observation[:4]
         if (remaining_req is not None and remaining_req <= 0) or (remaining_tok is not None and remaining_tok <= 0):
             self._maybe_flush(force=True)
 
-    def penalize(self, slot: Slot, wait_s: float) -> None:
-        """A 429 on ``slot``: it was not counted by the provider; pause here and everywhere."""
+    def rate_limited(self, slot: Slot, wait_s: float, conclusive: bool) -> None:
+        """A 429 on ``slot``: the provider did not count it, so it is released. The limiter judges whether it
+        is a limit (then it pauses every worker, this one included) or noise (only the request waits)."""
+        if conclusive:
+            self.pause(wait_s)  # at once here; the others when the limiter's pause reaches them
+        self.limiter.penalize.remote(self.worker_id, wait_s, slot, conclusive)
         self._corrections.append((slot[0], slot[1], None))
-        self.pause(wait_s)
-        self.limiter.penalize.remote(self.worker_id, wait_s)
         self._maybe_flush(force=True)
 
     def pause(self, seconds: float) -> None:

@@ -11,6 +11,22 @@ from profile_dist.llm.endpoints import Endpoint
 
 Message = dict[str, str]
 
+#: Failures that are final by nature: asking again would get the same answer (the reply failed the schema
+#: after the re-asks, the model or its filter refused, the request itself is invalid). They are cached like
+#: replies. Every other failure (transport: 5xx, timeouts, stalls, dropped connections after the retries;
+#: length: a truncated reply; not_run, internal, fatal) is not: the next run asks again.
+FINAL_FAILURES = frozenset({"invalid_reply", "refusal", "content_filter", "bad_request"})
+
+
+def failure_reason(error: str | None) -> str | None:
+    """The reason of an error text ("<reason>: <detail>"), None for a success."""
+    return None if error is None else error.split(":", 1)[0]
+
+
+def is_final(error: str | None) -> bool:
+    """A success or a failure a rerun would repeat (what the cache keeps)."""
+    return error is None or failure_reason(error) in FINAL_FAILURES
+
 
 @dataclass(frozen=True)
 class LLMRequest:
@@ -73,7 +89,12 @@ class LLMResult:
 
     @property
     def reason(self) -> str | None:
-        return None if self.error is None else self.error.split(":", 1)[0]
+        return failure_reason(self.error)
+
+    @property
+    def final(self) -> bool:
+        """A success or a failure final by nature; False for one the next run retries."""
+        return is_final(self.error)
 
     def to_record(self) -> dict[str, Any]:
         return reply_record(self.value, self.error, self.raw, self.input_tokens, self.output_tokens, self.cost,

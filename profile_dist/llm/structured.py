@@ -4,8 +4,9 @@
 mode) otherwise; in JSON mode the schema is spelled out in an extra system message, since the model is not
 constrained by it. Every reply is validated either way: providers' guarantees have gaps, and
 OpenAI-compatible servers vary. An invalid reply is re-asked with the validation error (see
-:func:`reask_messages`) up to the endpoint's ``max_reasks``; a reply cut by ``finish_reason=length`` is
-recorded as ``length`` at once, since re-asking with the same token cap would be cut again.
+:func:`reask_messages`) up to the endpoint's ``max_reasks``; a reply cut by ``finish_reason=length`` is not
+re-asked with the same token cap (it would be cut again) but asked once more with twice the cap, then
+recorded as ``length`` (see :mod:`profile_dist.llm.worker`).
 """
 
 from __future__ import annotations

@@ -6,16 +6,26 @@ as they finish (a Ray streaming generator yielding lists, coalescing what finish
 1. waits for an in-flight slot (``max_concurrency`` split over the workers) and a send slot from the
    shared limiter (:class:`~profile_dist.llm.limiter.Pacer`);
 2. is sent with the ``openai`` async client, with the SDK's own retries off (``max_retries=0``), so every
-   429 reaches the limiter and there is one retry loop: tenacity, exponential backoff with jitter,
-   honouring Retry-After, for 429, 408/409, 5xx, timeouts and dropped connections (``max_attempts`` per
-   call). CPU matters at a thousand requests a second, so the client uses the SDK's aiohttp transport and
+   429 reaches the limiter and there is one retry loop (:meth:`WorkerCore._call`): exponential backoff with
+   jitter, or the Retry-After the server gave (on a 429, a 503 or any other status), for 429, 408/409,
+   5xx, stalls, timeouts and dropped connections. ``max_attempts`` bounds the failed attempts of a call;
+   429s ("later", not "failed") have a budget of their own, ``_429_BUDGET`` x ``max_attempts``. A reply
+   that does not come within the read timeout (:class:`LatencyTracker`: the endpoint's observed p99
+   latency x ``read_timeout_factor``, at least ``read_timeout_floor_s``; ``timeout_s`` until enough replies
+   were seen) is abandoned and asked again, with twice the timeout for that request;
+   CPU matters at a thousand requests a second, so the client uses the SDK's aiohttp transport and
    its generic ``post`` to ``/chat/completions`` with the JSON body and reply as plain dicts: the same
    auth, URL handling, timeouts and typed errors (RateLimitError, AuthenticationError, ...), without the
    typed-params transform and pydantic reply models, which cost 2.8 ms of CPU per call against 1.1 ms;
 3. 401/403/404 are fatal for the endpoint: the worker stops sending and the engine stops the job, with a
    message naming the endpoint (the key is scrubbed from anything the server echoed); other 4xx fail the row;
 4. the reply is validated against the schema and re-asked with the error up to ``max_reasks`` times
-   (see :mod:`profile_dist.llm.structured`).
+   (see :mod:`profile_dist.llm.structured`); a truncated reply (``finish_reason=length``) is asked again
+   once with twice its ``max_tokens`` when the request sets one (else the model's own cap cut it, and
+   asking again would be cut again).
+5. on a 429 the slot goes back to the limiter with what the reply says about the cause: headers reporting
+   nothing left (``x-ratelimit-remaining-*`` of 0) are conclusive; otherwise the limiter judges from how the
+   429s fall on the shared schedule whether they are a limit or noise (:mod:`profile_dist.llm.limiter`).
 
 A row's failure is a result with a reason and the raw text, never an exception that takes down its batch.
 
@@ -23,13 +33,16 @@ Results travel back in coalesced lists: a Ray generator item costs about 2.4 ms 
 driver, more than the HTTP call itself. A worker on the driver's node first appends each reply to the
 cache directory itself (its own segment, the moment the reply arrives), so it can hold results back for up
 to ``flush_s`` without risking them; a worker on another node cannot reach that directory, and yields each
-reply at once for the driver to store.
+reply at once for the driver to store. With an object-store cache, which the driver writes in batches
+anyway, every worker holds its results back the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -38,13 +51,12 @@ from typing import Any, AsyncIterator
 import httpx2
 import openai
 import ray
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from profile_dist.llm import structured
 from profile_dist.llm.cache import ReplyCache
 from profile_dist.llm.endpoints import Endpoint
 from profile_dist.llm.limiter import Pacer, Slot, parse_duration
-from profile_dist.llm.request import reply_record
+from profile_dist.llm.request import is_final, reply_record
 from profile_dist.llm.tokens import TokenEstimator
 
 _FLUSH = object()  # queue sentinel: time to send what is held back
@@ -74,6 +86,68 @@ class _BadBody(Exception):
     """A 200 whose body is not a chat completion (a proxy's error page, a cut connection): transient."""
 
 
+class _Stalled(Exception):
+    """No reply within the read timeout: abandoned, asked again (transient)."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(f"no reply within {timeout_s:.1f} s (read timeout); abandoned")
+        self.timeout_s = timeout_s
+
+
+#: 429s a call may meet, per ``max_attempts``: they say "later", not "failed", so they do not use up the
+#: attempts; this bounds a provider that never lets a request through.
+_429_BUDGET = 4
+#: Token-cap parameters, in the order they are looked up.
+_CAP_KEYS = ("max_tokens", "max_completion_tokens")
+
+
+def raised_cap(params: dict[str, Any]) -> dict[str, Any] | None:
+    """``params`` with twice its token cap (for one re-ask after a truncated reply); None without a cap."""
+    for key in _CAP_KEYS:
+        cap = params.get(key)
+        if cap:
+            return {**params, key: int(cap) * 2}
+    return None
+
+
+class LatencyTracker:
+    """The read timeout of the next request, from the latencies of the replies seen so far.
+
+    ``quantile`` (p99) of the last ``size`` latencies (nearest rank), x ``factor``, at least ``floor_s`` and at
+    most ``default_s``; ``default_s`` until ``min_samples`` replies were seen, or when ``factor`` is None.
+    A healthy reply rarely takes 4 x the p99 of its peers, while a stalled one would hold its in-flight slot
+    for the whole default timeout (30 s or more): abandoning it after seconds and asking again costs one
+    duplicate call at worst. Recomputed every ``every`` observations (a sort of ``size`` floats).
+    """
+
+    def __init__(self, default_s: float, factor: float | None, floor_s: float, quantile: float = 0.99,
+                 min_samples: int = 20, size: int = 512, every: int = 16) -> None:
+        self.default_s, self.factor, self.floor_s = default_s, factor, floor_s
+        self.quantile, self.min_samples, self.every = quantile, min_samples, every
+        self._recent: collections.deque[float] = collections.deque(maxlen=size)
+        self._since = 0
+        self._timeout = default_s
+
+    def observe(self, seconds: float) -> bool:
+        """Record a reply's latency; True when the timeout was recomputed and went down."""
+        self._recent.append(seconds)
+        self._since += 1
+        if self.factor and len(self._recent) >= self.min_samples and (
+                self._since >= self.every or len(self._recent) == self.min_samples):
+            self._since = 0
+            before = self._timeout
+            self._timeout = min(self.default_s, max(self.floor_s, self.percentile() * self.factor))
+            return self._timeout < before
+        return False
+
+    def percentile(self) -> float:
+        ordered = sorted(self._recent)
+        return ordered[max(0, math.ceil(self.quantile * len(ordered)) - 1)]
+
+    def timeout(self) -> float:
+        return self._timeout
+
+
 @dataclass
 class _Tally:
     calls: int = 0
@@ -85,6 +159,12 @@ class _Tally:
 
 
 def _retry_after(headers: Any) -> float | None:
+    """Seconds a server asked to wait (``retry-after-ms``, else ``retry-after``), capped at 10 minutes."""
+    after = _raw_retry_after(headers)
+    return None if after is None else max(0.0, min(after, 600.0))
+
+
+def _raw_retry_after(headers: Any) -> float | None:
     if headers is None:
         return None
     ms = headers.get("retry-after-ms")
@@ -108,11 +188,19 @@ def _observation(headers: Any) -> tuple | None:
             return None
 
     return (num("x-ratelimit-remaining-requests"), parse_duration(headers.get("x-ratelimit-reset-requests")),
-            num("x-ratelimit-remaining-tokens"), parse_duration(headers.get("x-ratelimit-reset-tokens")))
+            num("x-ratelimit-remaining-tokens"), parse_duration(headers.get("x-ratelimit-reset-tokens")),
+            num("x-ratelimit-limit-requests"), num("x-ratelimit-limit-tokens"))
+
+
+def exhausted(headers: Any) -> bool:
+    """True when a 429's headers say a quota is used up (conclusive evidence of a limit)."""
+    obs = _observation(headers)
+    return obs is not None and any(v is not None and v <= 0 for v in (obs[0], obs[2]))
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, _ModeSwitch, _BadBody)):
+    if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, _ModeSwitch, _BadBody,
+                        _Stalled)):
         return True  # APITimeoutError is an APIConnectionError
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
@@ -151,9 +239,14 @@ class WorkerCore:
     """The worker's logic, independent of Ray (the actor below is a thin shell around it)."""
 
     def __init__(self, endpoint: Endpoint, api_key: Secret, worker_id: str, limiter: Any | None,
-                 in_flight: int, cache_dir: str | None = None, flush_s: float = 1.0, flush_max: int = 256) -> None:
+                 in_flight: int, cache_dir: str | None = None, flush_s: float = 1.0, flush_max: int = 256,
+                 hold: bool = False) -> None:
         self.ep = endpoint
         self.cache = ReplyCache(cache_dir, load=False) if cache_dir is not None else None
+        #: Hold results back up to flush_s (fewer Ray items) also without a cache here: the driver's cache is
+        #: itself written in batches (an object store), so yielding at once would make nothing safer.
+        self.hold = hold or self.cache is not None
+        self.latency = LatencyTracker(endpoint.timeout_s, endpoint.read_timeout_factor, endpoint.read_timeout_floor_s)
         self.flush_s = flush_s
         self.flush_max = flush_max
         self._key = api_key
@@ -168,6 +261,7 @@ class WorkerCore:
         self.fatal: str | None = None
         self._client: openai.AsyncOpenAI | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._open: set[tuple[Any, float, float]] = set()  # (deadline, sent at, scale) of requests in flight
 
     def _start(self) -> None:
         if self._client is None:
@@ -212,7 +306,7 @@ class WorkerCore:
 
     async def process(self, batch: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
         """Results of ``batch`` in completion order, in lists of whatever finished together (held back up to
-        ``flush_s`` when this worker stores replies itself)."""
+        ``flush_s`` when this worker stores replies itself or the driver's cache is batched)."""
         self._start()
         loop = asyncio.get_running_loop()
         done: asyncio.Queue[Any] = asyncio.Queue()
@@ -233,7 +327,7 @@ class WorkerCore:
                     remaining -= 1
                     held.append(self._store(item))
                     flush = flush or bool(item.get("fatal"))
-                if self.cache is None or flush or remaining == 0 or len(held) >= self.flush_max:
+                if not self.hold or flush or remaining == 0 or len(held) >= self.flush_max:
                     if held:
                         yield held
                         held = []
@@ -249,7 +343,7 @@ class WorkerCore:
                 t.cancel()
 
     def _store(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Persist a cacheable reply here and now when this worker keeps the cache."""
+        """Persist a final reply here and now when this worker keeps the cache."""
         if self.cache is not None and result.get("cacheable"):
             cost = self.ep.price_per_1k.cost(result["input_tokens"], result["output_tokens"])
             self.cache.put(result["key"], reply_record(result["value"], result["error"], result["raw"],
@@ -274,87 +368,105 @@ class WorkerCore:
     async def _annotate(self, req: dict[str, Any], tally: _Tally) -> dict[str, Any]:
         messages = list(req["messages"])
         schema = req.get("schema")
+        params = {**self.ep.params, **req.get("params", {})}
+        reasks_left = self.ep.max_reasks
+        cap_raised = False
         last_error, last_raw = "", None
-        for ask in range(self.ep.max_reasks + 1):
-            if ask:
-                tally.reasks += 1
+        while True:
             try:
-                completion = await self._call(messages, req, tally)
+                completion = await self._call(messages, req, params, tally)
             except _Aborted:
                 return self._fatal_result(req, tally)
             except openai.APIStatusError as exc:
                 if exc.status_code in (401, 403, 404):
                     self.fatal = self.fatal or self._fatal_message(exc)
                     return self._fatal_result(req, tally)
-                if _transient(exc):
-                    return self._failure(req, tally, "transport", self._describe(exc), None)
-                return self._failure(req, tally, "bad_request", self._describe(exc), None, cacheable=True)
-            except (openai.APIConnectionError, openai.APIResponseValidationError, _BadBody) as exc:
+                reason = "transport" if _transient(exc) else "bad_request"
+                return self._failure(req, tally, reason, self._describe(exc), None)
+            except (openai.APIConnectionError, openai.APIResponseValidationError, _BadBody, _Stalled) as exc:
                 return self._failure(req, tally, "transport", self._describe(exc), None)
             choice = completion["choices"][0] if completion["choices"] else None
-            if not isinstance(choice, dict):
-                last_error, last_raw = "the reply has no choices", None
-                messages = structured.reask_messages(messages, "", last_error)
-                continue
-            message = choice.get("message") or {}
-            text = message.get("content")
-            finish = choice.get("finish_reason")
-            refusal = message.get("refusal")
-            if refusal:
-                return self._failure(req, tally, "refusal", self._scrub(refusal), text, finish, cacheable=True)
-            if finish == "length":
-                return self._failure(req, tally, "length", "the reply hit the token limit (finish_reason=length)",
-                                     text, finish, cacheable=True)
-            if finish == "content_filter":
-                return self._failure(req, tally, "content_filter", "the provider filtered the reply", text, finish,
-                                     cacheable=True)
-            value, error = structured.validate_reply(text, schema)
-            if error is None:
-                return {"i": req["i"], "key": req.get("key"), "value": value, "error": None, "raw": text,
-                        "finish": finish, "cacheable": True, **tally.__dict__}
-            last_error, last_raw = error, text
-            messages = structured.reask_messages(messages, text or "", error)
-        return self._failure(req, tally, "invalid_reply", f"{last_error} (after {self.ep.max_reasks} re-asks)",
-                             last_raw, "stop", cacheable=True)
+            if isinstance(choice, dict):
+                message = choice.get("message") or {}
+                text = message.get("content")
+                finish = choice.get("finish_reason")
+                refusal = message.get("refusal")
+                if refusal:
+                    return self._failure(req, tally, "refusal", self._scrub(refusal), text, finish)
+                if finish == "length":
+                    bigger = None if cap_raised else raised_cap(params)
+                    if bigger is None:
+                        what = "even with twice the token cap" if cap_raised else "and the request sets no cap to raise"
+                        return self._failure(req, tally, "length",
+                                             f"the reply hit the token limit (finish_reason=length) {what}", text, finish)
+                    params, cap_raised = bigger, True  # once, with the same messages
+                    tally.reasks += 1
+                    continue
+                if finish == "content_filter":
+                    return self._failure(req, tally, "content_filter", "the provider filtered the reply", text, finish)
+                value, error = structured.validate_reply(text, schema)
+                if error is None:
+                    return {"i": req["i"], "key": req.get("key"), "value": value, "error": None, "raw": text,
+                            "finish": finish, "cacheable": True, **tally.__dict__}
+                last_error, last_raw = error, text
+            else:
+                last_error, last_raw, text = "the reply has no choices", None, ""
+            if reasks_left == 0:
+                return self._failure(req, tally, "invalid_reply", f"{last_error} (after {self.ep.max_reasks} re-asks)",
+                                     last_raw, "stop")
+            reasks_left -= 1
+            tally.reasks += 1
+            messages = structured.reask_messages(messages, text or "", last_error)
 
-    async def _call(self, messages: list[dict[str, str]], req: dict[str, Any], tally: _Tally) -> Any:
-        # The first attempt is a plain call: tenacity's per-attempt bookkeeping costs a third of a
-        # millisecond of CPU, which matters at a thousand requests a second and buys nothing until a
-        # transient failure. From then on tenacity drives the retries.
-        try:
-            return await self._send(messages, req, tally)
-        except Exception as exc:
-            if not _transient(exc) or self.ep.max_attempts <= 1:
-                raise
-            await asyncio.sleep(self._delay(exc, 1))
-
-        def wait(state: Any) -> float:
-            return self._delay(state.outcome.exception(), state.attempt_number + 1)
-
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.ep.max_attempts - 1), wait=wait,
-                                 retry=retry_if_exception(_transient), reraise=True)
-        async for attempt in retrying:
-            with attempt:
-                tally.retries += 1
-                return await self._send(messages, req, tally)
+    async def _call(self, messages: list[dict[str, str]], req: dict[str, Any], params: dict[str, Any],
+                    tally: _Tally) -> Any:
+        """One reply, retrying transient failures: ``max_attempts`` failed attempts at most, and 429s within a
+        budget of their own. A stalled attempt's successor gets twice the read timeout (a slow but healthy
+        reply must eventually fit)."""
+        failed = limited = 0
+        scale = 1.0
+        while True:
+            try:
+                return await self._send(messages, req, params, tally, scale)
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                if isinstance(exc, openai.RateLimitError):
+                    limited += 1
+                elif not isinstance(exc, _ModeSwitch):
+                    failed += 1
+                if failed >= self.ep.max_attempts or limited >= _429_BUDGET * self.ep.max_attempts:
+                    raise
+                if isinstance(exc, _Stalled):
+                    scale *= 2
+                delay = self._delay(exc, failed + limited)
+            tally.retries += 1
+            if delay > 0:
+                await asyncio.sleep(delay)
 
     def _delay(self, exc: BaseException | None, attempt: int) -> float:
-        """Seconds before the next attempt after ``attempt`` failed attempts: Retry-After when the provider
-        gave one (plus up to 10% jitter against a herd), else exponential backoff with full jitter."""
+        """Seconds before the next attempt after ``attempt`` failed attempts: Retry-After when the server
+        gave one, on any status (plus up to 10% jitter against a herd), else exponential backoff with full
+        jitter."""
         if isinstance(exc, _ModeSwitch):
             return 0.0
-        after = getattr(exc, "retry_after", None)
+        response = getattr(exc, "response", None)
+        after = _retry_after(response.headers) if isinstance(exc, openai.APIStatusError) and response is not None \
+            else None
         if after is not None:
             return after * (1.0 + 0.1 * random.random())
         return random.uniform(0, min(self.ep.backoff_max_s, self.ep.backoff_base_s * 2 ** attempt))
 
-    async def _send(self, messages: list[dict[str, str]], req: dict[str, Any], tally: _Tally) -> Any:
+    async def _send(self, messages: list[dict[str, str]], req: dict[str, Any], params: dict[str, Any],
+                    tally: _Tally, scale: float = 1.0) -> Any:
+        """One HTTP attempt. It is abandoned (``_Stalled``) past ``scale`` x the read timeout; requests in
+        flight when the timeout goes down (the first replies of a run arrive) get the new one too, so a
+        request that stalled before any latency was known does not wait out the configured default."""
         assert self._client is not None
         schema = req.get("schema")
         mode = self.mode
         sent = structured.json_mode_messages(messages, schema) if schema is not None and mode == "json_object" \
             else messages
-        params = {**self.ep.params, **req.get("params", {})}
         raw_estimate = self.estimator.prompt_tokens(sent)
         slot: Slot | None = None
         if self.pacer is not None:
@@ -369,14 +481,26 @@ class WorkerCore:
         if fmt is not None:
             body["response_format"] = fmt
         tally.calls += 1
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        timeout = min(self.ep.timeout_s, self.latency.timeout() * scale)
         try:
-            reply, headers = await _post_chat(self._client, body)
+            async with asyncio.timeout(timeout) as deadline:
+                watch = (deadline, sent_at, scale)
+                self._open.add(watch)
+                try:
+                    reply, headers = await _post_chat(self._client, body)
+                finally:
+                    self._open.discard(watch)
+        except TimeoutError:
+            # The slot was used: the provider counts the request.
+            raise _Stalled(deadline.when() - sent_at) from None
         except openai.RateLimitError as exc:
             wait = _retry_after(exc.response.headers)
             tally.rate_limited += 1
             if slot is not None:
-                self.pacer.penalize(slot, wait if wait is not None else 1.0)  # type: ignore[union-attr]
-            exc.retry_after = wait  # type: ignore[attr-defined]
+                self.pacer.rate_limited(slot, wait if wait is not None else 1.0,  # type: ignore[union-attr]
+                                        conclusive=exhausted(exc.response.headers))
             raise
         except openai.APIStatusError as exc:
             if self.ep.structured == "auto" and mode == "json_schema" and \
@@ -386,6 +510,8 @@ class WorkerCore:
                     self.pacer.release(slot)  # type: ignore[union-attr]
                 raise _ModeSwitch() from exc
             raise
+        if self.latency.observe(loop.time() - sent_at):
+            self._tighten(loop.time())
         usage = reply.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
@@ -401,11 +527,20 @@ class WorkerCore:
                 self.pacer.observe(obs)
         return reply
 
+    def _tighten(self, now: float) -> None:
+        """Bring the deadlines of the requests in flight down to the new read timeout."""
+        for deadline, sent_at, scale in list(self._open):
+            when = sent_at + min(self.ep.timeout_s, self.latency.timeout() * scale)
+            current = deadline.when()
+            if current is not None and when < current:
+                deadline.reschedule(max(now, when))
+
     # -- results -----------------------------------------------------------------------------------
     def _failure(self, req: dict[str, Any], tally: _Tally, reason: str, detail: str, raw: str | None,
-                 finish: str | None = None, cacheable: bool = False) -> dict[str, Any]:
-        return {"i": req["i"], "key": req.get("key"), "value": None, "error": f"{reason}: {detail}", "raw": raw,
-                "finish": finish, "cacheable": cacheable, **tally.__dict__}
+                 finish: str | None = None) -> dict[str, Any]:
+        error = f"{reason}: {detail}"
+        return {"i": req["i"], "key": req.get("key"), "value": None, "error": error, "raw": raw,
+                "finish": finish, "cacheable": is_final(error), **tally.__dict__}
 
     def _fatal_result(self, req: dict[str, Any], tally: _Tally) -> dict[str, Any]:
         out = self._failure(req, tally, "fatal", self.fatal or "endpoint failed", None)
@@ -437,11 +572,12 @@ class LLMWorker:
     """Ray shell of :class:`WorkerCore` (async actor: all calls share one event loop)."""
 
     def __init__(self, endpoint: Endpoint, api_key: Secret, worker_id: str, limiter: Any | None,
-                 in_flight: int, cache_dir: str | None = None, driver_node: str | None = None) -> None:
+                 in_flight: int, cache_dir: str | None = None, driver_node: str | None = None,
+                 hold: bool = False) -> None:
         # The cache directory is the driver's: only a worker on the same node can append to it.
         same_node = driver_node is not None and ray.get_runtime_context().get_node_id() == driver_node
         self.core = WorkerCore(endpoint, api_key, worker_id, limiter, in_flight,
-                               cache_dir=cache_dir if same_node else None)
+                               cache_dir=cache_dir if same_node else None, hold=hold)
         if limiter is not None:
             limiter.register.remote(worker_id, ray.get_runtime_context().current_actor)
 

@@ -14,6 +14,7 @@ scored through that endpoint), each with ``_manifests/<same name>.json``.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,15 +29,15 @@ from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.factors.llm_calls import SINGLE, Usage
 from profile_dist.factors.llm_response import COMBINED, combinable
 from profile_dist.llm.endpoints import get_endpoint
-from profile_dist.llm.step import cache_dir_for
 from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.stages.runtime import ensure_ray, run_tasks
 from profile_dist.tasks import get_task
+from profile_dist.llm.cache import default_cache_location
 
 MANIFEST_DIR = "_manifests"
 # The engine's per-run counts that add up over the shards of a stage run.
 SUMMED_COUNTS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "retries", "reasks",
-                 "http_429", "input_tokens", "output_tokens", "spend")
+                 "http_429", "input_tokens", "output_tokens", "spend", "retryable")
 
 
 @dataclass
@@ -55,6 +56,11 @@ class AnnotateSummary:
         ]
         if self.llm:
             out.append("  llm: " + ", ".join(f"{k}={v}" for k, v in sorted(self.llm.items()) if not isinstance(v, (dict, list))))
+            for key, what in (("retried_by_reason", "retried (they failed transiently last time)"),
+                              ("retryable_by_reason", "failed transiently and are not cached: rerun to retry them")):
+                if self.llm.get(key):
+                    reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.llm[key].items()))
+                    out.append(f"  {sum(self.llm[key].values())} LLM request(s) {what} ({reasons})")
             for name, c in (self.llm.get("costs") or {}).get("per_factor_per_response", {}).items():
                 out.append(f"  cost per response of {name}: {c['input_tokens']} in + {c['output_tokens']} out tokens, "
                            f"${c['spend']:.6f}")
@@ -151,7 +157,17 @@ def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: l
         return False
     manifest.pop("llm", None)  # run counts, not identity
     manifest.pop("cost", None)
+    if manifest.pop("retryable", None):  # rows failed transiently: the shard is redone, paying only for them
+        return False
     return manifest == _manifest_for(input_shard, factors, model, extra)
+
+
+def _retryable_of(manifest_path: str) -> dict[str, int]:
+    """The transient failures a previous run of a shard recorded, by reason ({} if none or no manifest)."""
+    try:
+        return dict(storage.read_json(manifest_path).get("retryable") or {})
+    except (ValueError, OSError, AttributeError):
+        return {}
 
 
 def _output_paths(output: str, input_shard: str, suffix: str = "") -> tuple[str, str]:
@@ -180,7 +196,8 @@ def annotate(
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
     if llm_factors:
-        cache_dir = cache_dir_for(output, cache_dir)  # before any work: it refuses an object-store cache
+        # Beside the output, on its store: an s3:// output gets an s3:// cache every node shares.
+        cache_dir = default_cache_location(output, cache_dir)
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
@@ -266,6 +283,8 @@ def _annotate_llm(
 
     endpoint = get_endpoint(llm, endpoints)
     groups = llm_groups(factors, llm_calls)
+    # What was asked, not what was requested: "combined" needs two combinable factors.
+    calls_mode = "combined" if any(scorer is COMBINED for scorer, _ in groups) else "per_factor"
     versions = _row_versions(groups)
     # The prompt each factor was asked with (its own or the combined one) is part of a shard's identity, so
     # switching --llm-calls redoes exactly the shards whose prompts change.
@@ -274,12 +293,14 @@ def _annotate_llm(
         extra["simulated"] = True
     suffix = f".llm-{_endpoint_slug(endpoint.name)}"
     pending = []
+    retried: Counter = Counter()
     for shard in response_shards:
         output_shard, manifest_path = _output_paths(output, shard, suffix)
         if _is_done(shard, manifest_path, output_shard, factors, endpoint.model, extra):
             summary.shards_skipped += 1
         else:
             pending.append((shard, output_shard, manifest_path))
+            retried.update(_retryable_of(manifest_path))
     if not pending and not dry_run:
         return
     ensure_ray(address)
@@ -309,14 +330,17 @@ def _annotate_llm(
             table = schema.conform(pl.concat(parts).to_arrow(), schema.ANNOTATIONS, where=output_shard)
             storage.write_parquet_atomic(table, output_shard)
             storage.write_json_atomic({**_manifest_for(shard, factors, endpoint.model, extra),
-                                       "llm": dict(shard_usage.totals), "cost": shard_usage.report(frame.height)},
+                                       "llm": dict(shard_usage.totals), "cost": shard_usage.report(frame.height),
+                                       "retryable": dict(shard_usage.retryable)},
                                       manifest_path)
             usage.merge(shard_usage)
             n_responses += frame.height
             summary.shards_done += 1
             summary.n_annotations += table.num_rows
         cost = usage.report(n_responses)
-        summary.llm = {"endpoint": endpoint.name, "model": endpoint.model, "llm_calls": llm_calls, **usage.totals,
+        summary.llm = {"endpoint": endpoint.name, "model": endpoint.model, "llm_calls": calls_mode, **usage.totals,
+                       "retried": sum(retried.values()), "retried_by_reason": dict(retried),
+                       "retryable_by_reason": dict(usage.retryable),
                        "spend_per_response": cost["per_response"]["spend"],
                        "tokens_per_response": round(cost["per_response"]["input_tokens"]
                                                     + cost["per_response"]["output_tokens"], 3),

@@ -7,10 +7,13 @@ wrong key, ``404`` for an unknown model, ``400`` for a prompt over ``max_context
 Limits are enforced over a sliding 60 s window and, when ``quantize`` is on, also over a sliding 1 s window
 with a budget of ceil(limit/60) (providers quantise, so a burst of a minute's budget is refused).
 
-Faults are injected at configured rates: latency, 5xx, hangs past the client's timeout, dropped
-connections, malformed JSON content and truncated (``finish_reason=length``) replies. Every decision is a
-pure function of (seed, request key, how many times that key was seen before), so runs are reproducible
-whatever the arrival order, and a retried request draws a fresh decision.
+Faults are injected at configured rates: latency, 5xx (``error_statuses``, with ``Retry-After`` when
+``retry_after_s`` is set), hangs past the client's timeout (stalls), dropped connections, 429s whatever the
+limits say (a provider's shared-capacity refusals), malformed JSON content and truncated
+(``finish_reason=length``) replies; the ``*_first`` settings fault the first N attempts of every request
+instead, for exact counts. Every decision is a pure function of (seed, request key, how many times that
+key was seen before), so runs are reproducible whatever the arrival order, and a retried request draws a
+fresh decision. ``ratelimit_headers=False`` leaves out the ``x-ratelimit-*`` headers (servers that send none).
 
 Replies to the project's annotation prompts are deterministic: the server finds the text between the
 ``RESPONSE`` markers (see :mod:`profile_dist.prompts.fencing`) and answers the schema's integer field with
@@ -54,7 +57,14 @@ class ServerConfig:
     #: Also enforce ceil(limit/60) over any 1 s window.
     quantize: bool = True
     latency_ms: tuple[float, float] = (0.0, 0.0)
-    error_rate: float = 0.0  # 500/502/503
+    error_rate: float = 0.0  # one of error_statuses
+    error_statuses: tuple[int, ...] = (500, 502, 503)
+    #: The first N attempts of each request key get a 5xx (deterministic retry tests).
+    error_first: int = 0
+    #: Retry-After (seconds) on injected 503s and 429s; None: 503s carry none, 429s say 0.05 s.
+    retry_after_s: float | None = None
+    #: Send x-ratelimit-limit/remaining/reset-* headers (off: a server that never says).
+    ratelimit_headers: bool = True
     timeout_rate: float = 0.0  # hang for hang_s, past the client's timeout
     #: 429 with Retry-After at this rate, whatever the rpm/tpm windows say (a provider's shared-capacity 429s).
     rate_limited_rate: float = 0.0
@@ -63,6 +73,8 @@ class ServerConfig:
     #: The first N replies to each request key are malformed (deterministic re-ask tests).
     malformed_first: int = 0
     length_rate: float = 0.0  # truncated content with finish_reason=length
+    #: The first N replies to each request key are truncated (finish_reason=length).
+    length_first: int = 0
     hang_s: float = 30.0
     seed: int = 0
     #: False: answer response_format json_schema with 400, like servers that only have JSON mode.
@@ -245,14 +257,14 @@ class ChatLogic:
         self.tokens_total = 0
 
     def _record(self, now: float, key: str | None, status: str, fault: str | None = None,
-                messages: list[dict[str, Any]] | None = None) -> None:
+                messages: list[dict[str, Any]] | None = None, max_tokens: int | None = None) -> None:
         self.by_status[status] += 1
         if status == "200" and key is not None:
             self.ok_per_key[key] += 1
         if len(self.log) < self.cfg.log_limit:
             last = messages[-1].get("content") if messages else None
             self.log.append({"t": now, "key": key, "status": status, "fault": fault,
-                             "n_messages": len(messages) if messages else None,
+                             "n_messages": len(messages) if messages else None, "max_tokens": max_tokens,
                              "last_message": last[:300] if isinstance(last, str) else None})
 
     def handle(self, now: float, auth: str | None, body: bytes) -> _Reply:
@@ -286,41 +298,47 @@ class ChatLogic:
                           f"your messages resulted in {prompt_tokens} tokens.", "context_length_exceeded")
 
         n = self.seen[key]
+        max_tokens = req.get("max_tokens") or req.get("max_completion_tokens")
         content, finish, fault = self._content(req, messages, key, n)
         completion_tokens = count_tokens(content)
         wait = self.limits.admit(now, prompt_tokens + completion_tokens)
+        injected = False
         if wait <= 0 and _uniform(cfg.seed, key, self.refused[key], "429") < cfg.rate_limited_rate:
             self.refused[key] += 1  # a fresh draw for the next attempt of the same request
-            wait = 0.05
+            wait, injected = (cfg.retry_after_s if cfg.retry_after_s is not None else 0.05), True
         if wait > 0:
-            self._record(now, key, "429", messages=messages)
+            self._record(now, key, "429", "429" if injected else None, messages, max_tokens)
             headers = {"retry-after": str(max(1, math.ceil(wait))), "retry-after-ms": str(math.ceil(wait * 1000))}
-            headers.update(self.limits.headers(cfg, now))
+            headers.update(self._limit_headers(now))
             return _error(429, f"Rate limit reached for {model}; please try again in {wait:.3f}s.",
                           "rate_limit_exceeded", "requests", **headers)
         self.seen[key] += 1
         self.accepted_times.append(now)
-        headers = self.limits.headers(cfg, now)
+        headers = self._limit_headers(now)
         u = _uniform(cfg.seed, key, n, "transport")
         lo, hi = cfg.latency_ms
         delay = (lo + (hi - lo) * _uniform(cfg.seed, key, n, "latency")) / 1000.0
         if u < cfg.timeout_rate:
-            self._record(now, key, "hang", "timeout", messages)
+            self._record(now, key, "hang", "timeout", messages, max_tokens)
             return _Reply(0, hang=True)
         u -= cfg.timeout_rate
-        if u < cfg.error_rate:
-            status = (500, 502, 503)[int(_uniform(cfg.seed, key, n, "status") * 3)]
-            self._record(now, key, str(status), "5xx", messages)
+        if n < cfg.error_first or u < cfg.error_rate:
+            statuses = cfg.error_statuses
+            status = statuses[int(_uniform(cfg.seed, key, n, "status") * len(statuses))]
+            if status == 503 and cfg.retry_after_s is not None:
+                headers = {**headers, "retry-after": str(max(1, math.ceil(cfg.retry_after_s))),
+                           "retry-after-ms": str(math.ceil(cfg.retry_after_s * 1000))}
+            self._record(now, key, str(status), "5xx", messages, max_tokens)
             reply = _error(status, "The server had an error while processing your request.", "server_error",
                            "server_error", **headers)
             reply.delay = delay
             return reply
         u -= cfg.error_rate
         if u < cfg.disconnect_rate:
-            self._record(now, key, "disconnect", "disconnect", messages)
+            self._record(now, key, "disconnect", "disconnect", messages, max_tokens)
             return _Reply(0, disconnect=True, delay=delay)
         self.tokens_total += prompt_tokens + completion_tokens
-        self._record(now, key, "200", fault, messages)
+        self._record(now, key, "200", fault, messages, max_tokens)
         body_out = {
             "id": f"chatcmpl-{key}-{n}",
             "object": "chat.completion",
@@ -332,6 +350,9 @@ class ChatLogic:
                       "total_tokens": prompt_tokens + completion_tokens},
         }
         return _Reply(200, body_out, headers, delay=delay)
+
+    def _limit_headers(self, now: float) -> dict[str, str]:
+        return self.limits.headers(self.cfg, now) if self.cfg.ratelimit_headers else {}
 
     def _content(self, req: dict[str, Any], messages: list[dict[str, Any]], key: str, n: int
                  ) -> tuple[str, str, str | None]:
@@ -359,7 +380,7 @@ class ChatLogic:
         if n < cfg.malformed_first or u < cfg.malformed_rate:
             variants = (content[: max(1, len(content) // 2)], '{"score": "excellent"}', "Sure! Here is my rating: 4")
             return variants[int(_uniform(cfg.seed, key, n, "variant") * 3)], "stop", "malformed"
-        if u < cfg.malformed_rate + cfg.length_rate:
+        if n < cfg.length_first or cfg.malformed_rate <= u < cfg.malformed_rate + cfg.length_rate:
             return content[: max(1, len(content) // 3)], "length", "length"
         return content, "stop", None
 
@@ -598,7 +619,11 @@ def _parse_args(argv: list[str] | None) -> tuple[ServerConfig, str, int]:
     p.add_argument("--latency-ms", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"))
     for name in ("error-rate", "timeout-rate", "rate-limited-rate", "disconnect-rate", "malformed-rate", "length-rate"):
         p.add_argument(f"--{name}", type=float, default=0.0)
-    p.add_argument("--malformed-first", type=int, default=0)
+    for name in ("malformed-first", "length-first", "error-first"):
+        p.add_argument(f"--{name}", type=int, default=0)
+    p.add_argument("--error-statuses", type=int, nargs="+", default=[500, 502, 503])
+    p.add_argument("--retry-after-s", type=float, help="Retry-After of injected 503s and 429s")
+    p.add_argument("--no-ratelimit-headers", action="store_true")
     p.add_argument("--hang-s", type=float, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-json-schema", action="store_true")
@@ -610,7 +635,9 @@ def _parse_args(argv: list[str] | None) -> tuple[ServerConfig, str, int]:
                        quantize=not a.no_quantize, latency_ms=tuple(a.latency_ms), error_rate=a.error_rate,
                        timeout_rate=a.timeout_rate, rate_limited_rate=a.rate_limited_rate, disconnect_rate=a.disconnect_rate,
                        malformed_rate=a.malformed_rate, malformed_first=a.malformed_first,
-                       length_rate=a.length_rate, hang_s=a.hang_s, seed=a.seed,
+                       length_rate=a.length_rate, length_first=a.length_first, error_first=a.error_first,
+                       error_statuses=tuple(a.error_statuses), retry_after_s=a.retry_after_s,
+                       ratelimit_headers=not a.no_ratelimit_headers, hang_s=a.hang_s, seed=a.seed,
                        json_schema=not a.no_json_schema, max_context_tokens=a.max_context_tokens,
                        behaviour=dict(_parse_behaviour(item) for item in a.behaviour))
     return cfg, a.host, a.port

@@ -27,9 +27,10 @@ def test_every_row_ends_annotated_or_failed_with_a_reason_and_totals_add_up(tmp_
     responses = pl.read_parquet(pairs / "responses" / "*.parquet")
     address = ray_session.get_runtime_context().gcs_address
     with ServerProcess(["--api-key", KEY, *FAULTS]) as server:
-        # 3 transport attempts: some requests exhaust them, so both outcomes (annotated, failed) occur.
+        # 2 failed attempts allowed (429s have a budget of their own): about 2% of requests exhaust them (5xx,
+        # stalls), so both outcomes (annotated, failed) occur.
         endpoints = endpoints_file(tmp_path / "endpoints.yaml", server.base_url, concurrency=16, timeout_s=1.0,
-                                   max_attempts=3)
+                                   max_attempts=2)
         done = run_cli("annotate", "--address", address, "--pairs", str(pairs), "--output", str(tmp_path / "ann"),
                        "--factors", "fluency", "--llm", "judge", "--endpoints", endpoints)
         assert done.returncode == 0, done.stderr[-3000:]

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from profile_dist.llm.cache import ReplyCache
+from profile_dist.llm.cache import ObjectStoreReplyCache, ReplyCache, open_reply_cache
 
 
 def key(i: int) -> str:
@@ -43,7 +43,7 @@ def test_segments_accumulate_and_a_torn_tail_is_skipped(tmp_path):
 
 WRITER = """
 import sys
-from profile_dist.llm.cache import ReplyCache
+from profile_dist.llm.cache import ObjectStoreReplyCache, ReplyCache, open_reply_cache
 import hashlib
 cache = ReplyCache(sys.argv[1], fsync_every_s=3600)
 blob = "x" * 20000
@@ -90,12 +90,19 @@ def test_keys_must_be_digests(tmp_path):
         raise AssertionError("a non-digest key was accepted")
 
 
-def test_object_store_urls_are_refused_not_mistaken_for_local_paths(tmp_path, monkeypatch):
+def test_object_store_urls_are_never_mistaken_for_local_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     try:
         ReplyCache("s3://bucket/out/_llm_cache")
     except ValueError as exc:
-        assert "local or shared-filesystem directory" in str(exc)
+        assert "local directory" in str(exc) and "open_reply_cache" in str(exc)
     else:
-        raise AssertionError("an s3:// cache dir was accepted")
-    assert not any(tmp_path.iterdir())  # no directory named "s3:" was created
+        raise AssertionError("an s3:// location was taken for a directory")
+    assert isinstance(open_reply_cache("s3://bucket/out/_llm_cache", load=False), ObjectStoreReplyCache)
+    try:
+        open_reply_cache("gs://bucket/cache")
+    except ValueError as exc:
+        assert "gs://bucket/cache" in str(exc)
+    else:
+        raise AssertionError("an unsupported scheme was accepted")
+    assert not any(tmp_path.iterdir())  # no directory named "s3:" or "gs:" was created

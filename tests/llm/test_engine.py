@@ -93,23 +93,6 @@ def test_two_worker_processes_keep_one_global_limit(llm_server, tmp_cache):
     assert paced * 0.97 <= span <= paced * 1.3
 
 
-def test_429s_pause_every_worker_and_the_run_recovers(llm_server, tmp_cache):
-    # The provider allows 5/s; the endpoint file claims 20/s. Retry-After pauses both workers, none fails.
-    server = llm_server("--rpm", "300", "--latency-ms", "5", "20")
-    ep = endpoint_for(server, rpm=1200, workers=2, max_concurrency=8)
-    n = 40
-    with LLMEngine(ep, tmp_cache, progress=False) as engine:
-        results = engine.run(requests_for(texts(n)))
-        summary = engine.summary
-        limiter = ray.get(engine._limiter.stats.remote())
-    stats = server.stats()
-    assert all(r.ok for r in results) and scores(results) == [reference_fluency(t) for t in texts(n)]
-    assert stats["rate_limited"] > 0 and summary["http_429"] == stats["rate_limited"]
-    assert limiter["penalties"] == stats["rate_limited"]
-    # Without the shared pause each request would hammer on: bounded here by backing off together.
-    assert stats["rate_limited"] <= n // 2
-
-
 def test_transient_failures_are_retried_until_they_succeed(llm_server, tmp_cache):
     server = llm_server("--error-rate", "0.25", "--disconnect-rate", "0.1", "--timeout-rate", "0.1",
                         "--hang-s", "5", "--seed", "7")
@@ -168,11 +151,66 @@ def test_replies_invalid_after_the_reask_budget_are_failures_with_raw_text(llm_s
         assert all(r.ok for r in engine.run(requests_for(texts(n))))  # the 4th reply of each is valid
 
 
-def test_length_is_recorded_as_such_without_reasking(llm_server, tmp_cache):
+def test_a_truncated_reply_is_asked_again_once_with_twice_the_token_cap(llm_server, tmp_cache):
+    server = llm_server("--length-first", "1")
+    n = 4
+    results = run_llm_requests(endpoint_for(server), requests_for(texts(n)), tmp_cache, progress=False)
+    assert scores(results) == [reference_fluency(t) for t in texts(n)]
+    caps = sorted(e["max_tokens"] for e in server.log())
+    assert caps == [20] * n + [40] * n  # the prompt's cap, then twice that: once per request
+
+
+def test_truncated_replies_fail_as_length_and_are_asked_again_by_the_next_run(llm_server, tmp_cache):
     server = llm_server("--length-rate", "1")
-    results = run_llm_requests(endpoint_for(server), requests_for(texts(4)), tmp_cache, progress=False)
+    summary: dict = {}
+    results = run_llm_requests(endpoint_for(server), requests_for(texts(4)), tmp_cache, progress=False,
+                               summary=summary)
     assert all(r.error.startswith("length: ") and r.finish_reason == "length" and r.raw for r in results)
-    assert server.stats()["ok"] == 4
+    assert server.stats()["ok"] == 8  # cap 20, then 40
+    assert summary["retryable"] == 4 and summary["retryable_by_reason"] == {"length": 4}
+    assert len(ReplyCache(tmp_cache)) == 0  # a truncation is not an answer: nothing is remembered
+    server.configure(length_rate=0.0)
+    again = run_llm_requests(endpoint_for(server), requests_for(texts(4)), tmp_cache, progress=False)
+    assert scores(again) == [reference_fluency(t) for t in texts(4)] and server.stats()["ok"] == 12
+
+
+def test_transient_failures_are_not_cached_and_the_next_run_asks_them_again(llm_server, tmp_cache):
+    server = llm_server()
+    ep = endpoint_for(server, max_attempts=2)
+    txts = texts(24)
+    summary: dict = {}
+    server.configure(error_rate=1.0)  # 5xx on every attempt
+    failed = run_llm_requests(ep, requests_for(txts[:8]), tmp_cache, progress=False, summary=summary)
+    server.configure(error_rate=0.0, disconnect_rate=1.0)  # the connection dropped on every attempt
+    dropped = run_llm_requests(ep, requests_for(txts[8:12]), tmp_cache, progress=False)
+    assert all(r.error.startswith("transport: HTTP 5") for r in failed)
+    assert all(r.error.startswith("transport: ") for r in dropped)
+    assert summary["retryable"] == 8 and summary["retryable_by_reason"] == {"transport": 8}
+    assert len(ReplyCache(tmp_cache)) == 0
+    server.configure(disconnect_rate=0.0)
+    summary = {}
+    results = run_llm_requests(ep, requests_for(txts), tmp_cache, progress=False, summary=summary)
+    assert scores(results) == [reference_fluency(t) for t in txts]
+    assert (summary["cached"], summary["sent"], summary["retryable"]) == (0, 24, 0)
+    ok_per_key = server.stats()["ok_per_key"]
+    assert len(ok_per_key) == 24 and set(ok_per_key.values()) == {1}
+    run_llm_requests(ep, requests_for(txts), tmp_cache, progress=False, summary=summary)
+    assert summary["cached"] == 24 and server.stats()["ok"] == 24
+
+
+def test_retry_after_of_a_503_is_honoured(llm_server, tmp_cache):
+    server = llm_server("--error-first", "1", "--error-statuses", "503", "--retry-after-s", "1.5")
+    n = 6
+    ep = endpoint_for(server, backoff_base_s=0.01, backoff_max_s=0.05)  # alone, backoff would wait <= 50 ms
+    results = run_llm_requests(ep, requests_for(texts(n)), tmp_cache, progress=False)
+    assert scores(results) == [reference_fluency(t) for t in texts(n)]
+    by_key: dict[str, list] = {}
+    for e in server.log():
+        by_key.setdefault(e["key"], []).append(e)
+    assert len(by_key) == n
+    for entries in by_key.values():
+        assert [e["status"] for e in entries] == ["503", "200"]
+        assert entries[1]["t"] - entries[0]["t"] >= 1.5
 
 
 def test_json_schema_unsupported_falls_back_to_json_mode(llm_server, tmp_cache):

@@ -93,7 +93,7 @@ def test_release_returns_budget_and_correction_books_real_tokens():
     assert now_free[0] < 1.0
 
 
-def test_429_pauses_everyone_and_repeated_429s_cut_the_rate_then_it_recovers():
+def test_an_exhausted_quota_pauses_everyone_and_repeats_cut_the_rate_then_it_recovers():
     core = LimiterCore(600, None, headroom=0.0, horizon_s=5.0, recover_s=10.0)
     core.lease(0.0, [1] * 5)  # 0.005 .. 0.405
     assert core.penalize(0.3, 2.0) == 2.3
@@ -107,6 +107,64 @@ def test_429_pauses_everyone_and_repeated_429s_cut_the_rate_then_it_recovers():
     assert abs(core.factor - 0.9) < 1e-12
     core.lease(3.7 + 10.0, [1])  # 10 s of calm after the last pause ended
     assert core.factor == 1.0
+
+
+def test_scattered_429s_are_noise_and_leave_the_schedule_alone():
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=100.0)
+    lid, slots = core.lease(0.0, [1] * 200)
+    refused = [i for i in range(200) if i % 7 in (0, 3)]  # 2 in 7 (29%), never 3 in a row
+    for i in refused:
+        assert core.penalize(slots[i] + 0.05, 1.0, (lid, i), conclusive=False) is None
+    assert core.factor == 1.0 and core.paused_until == -math.inf
+    assert core.stats["noise_429"] == len(refused) and core.stats["penalties"] == 0
+    _, later = core.lease(slots[-1], [1] * 3)
+    assert abs((later[1] - later[0]) - 0.1) < 1e-9  # still the full rate
+
+
+def test_a_run_of_refused_sends_is_a_limit_cut_to_the_share_that_went_through():
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=100.0, run_429=5)
+    lid, slots = core.lease(0.0, [1] * 40)
+    # A provider window fills at slot 10: sends 10..15 are refused; slot 12 was never sent (given back late).
+    for i in range(10):
+        core.correct(lid, i, 30)  # answered
+    core.correct(lid, 12, None)
+    now = slots[15] + 0.05
+    reports = [core.penalize(now, 1.0, (lid, i), conclusive=False) for i in (15, 14, 13, 11, 10)]  # any order
+    assert reports[:4] == [None] * 4 and reports[4] == now + 1.0  # the fifth refusal in a row is the evidence
+    assert core.stats["cuts"] == 1 and core.stats["penalties"] == 1
+    # Of the 15 sends known so far, 10 went through: the rate is cut to two thirds.
+    assert abs(core.factor - 10 / 15) < 1e-12
+    assert core.penalize(now + 0.1, 1.0, (lid, 16), conclusive=False) is not None  # the run goes on: paused,
+    assert core.stats["cuts"] == 1  # but the same incident is cut once
+
+
+def test_a_run_is_found_whatever_the_order_its_reports_arrive_in():
+    import itertools
+
+    for order in itertools.permutations(range(5)):
+        core = LimiterCore(600, None, headroom=0.0, horizon_s=100.0, run_429=5)
+        lid, slots = core.lease(0.0, [1] * 10)
+        results = [core.penalize(1.0, 0.5, (lid, 2 + i), conclusive=False) for i in order]
+        assert results[:4] == [None] * 4 and results[4] is not None, order
+        assert core.stats["cuts"] == 1
+
+
+def test_the_cut_never_goes_below_a_quarter():
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=100.0, run_429=5)
+    lid, slots = core.lease(0.0, [1] * 30)
+    for i in range(30):
+        core.penalize(slots[-1], 1.0, (lid, i), conclusive=False)
+    assert core.factor == 0.25
+
+
+def test_provider_headers_naming_a_lower_limit_lower_ours():
+    core = LimiterCore(1200, None, headroom=0.0, horizon_s=100.0)
+    core.observe(0.0, 250, 1.0, None, None, 300, None)
+    assert core.rpm == 300 and core.stats["lowered"] == 1
+    _, slots = core.lease(0.0, [1] * 3)
+    assert abs((slots[1] - slots[0]) - 0.2) < 1e-9
+    core.observe(1.0, 250, 1.0, None, None, 6000, None)  # a higher one is not taken: ours is the user's
+    assert core.rpm == 300
 
 
 def test_provider_saying_nothing_is_left_pauses_until_reset():

@@ -24,7 +24,8 @@ COUNTS = {
     ("judge", "evaluation", "bold"): (50, 30, 30, 0.02, 0.45),
 }
 GAP_ROW = {"task": "helpful", "reference": "human/human", "model": "judge", "metric": "kendall_tau_b",
-           "evaluation": -0.4, "generation": 0.1, "gap": -0.5, "ci_low": -0.9, "ci_high": -0.1}
+           "evaluation": -0.4, "generation": 0.1, "gap": -0.5, "ci_low": -0.9, "ci_high": -0.1,
+           "factors": "length,bold", "evaluation_pairs": "intersection"}
 
 
 def _influence_rows() -> list[dict]:
@@ -44,7 +45,8 @@ def _write(root: str) -> str:
         "influence": pa.Table.from_pylist(_influence_rows(), schema=schema.INFLUENCE),
         "alignment": pa.Table.from_pylist([{"task": "helpful", "source_x": "human/human", "source_y": "judge/evaluation",
                                             "n_factors": 2, "metric": "kendall_tau_b", "value": -1.0,
-                                            "ci_low": -1.0, "ci_high": 1.0}], schema=schema.ALIGNMENT),
+                                            "ci_low": -1.0, "ci_high": 1.0, "factor_set": "all", "factors": "length,bold",
+                                            "pairs": "separate"}], schema=schema.ALIGNMENT),
         "skipped": pa.Table.from_pylist([{"stage": "ingest", "labeler": None, "setting": None, "task": None,
                                           "factor": None, "reason": "null preference", "count": 3}], schema=schema.SKIPPED),
         "gap": pa.Table.from_pylist([GAP_ROW], schema=schema.GAP),
