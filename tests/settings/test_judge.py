@@ -82,7 +82,9 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path, biased_server, 
     # A budget below the estimate refuses before sending anything.
     assert main(["judge", "--pairs", human, "--llm", "model", "--endpoints", endpoints,
                  "--output", str(tmp_path / "out"), "--max-cost", "0.0001"]) == 2
-    assert "--max-cost" in capsys.readouterr().err and biased_server.stats()["requests"] == before
+    err = capsys.readouterr().err
+    assert f"judging {N} pairs would cost about $" in err and "> --max-cost $0.0001; nothing was sent" in err
+    assert biased_server.stats()["requests"] == before
     assert main(["judge", "--pairs", human, "--llm", "nope", "--endpoints", endpoints, "--output", str(tmp_path / "x")]) == 2
     assert "nope" in capsys.readouterr().err
 

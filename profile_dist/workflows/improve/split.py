@@ -14,6 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import ids, schema, storage
+from profile_dist.layout import write_ingest_shaped
 
 HALVES = ("select", "measure")
 
@@ -52,8 +53,6 @@ def audit_prompt_ids(pairs_dirs: list[str]) -> set[str]:
 def write_subset(source: str, prompt_ids: set[str], output: str, note: dict[str, Any]) -> int:
     """An ingest-shaped copy of ``source`` with only the pairs, responses and prompts of ``prompt_ids``
     (what annotate, generate and reduce read; rejected rows are not carried over). Returns its pair count."""
-    from profile_dist.llm.step import write_ingest_shaped
-
     keep = pl.DataFrame({"prompt_id": sorted(prompt_ids)}, schema={"prompt_id": pl.String})
     tables = {name: pl.from_arrow(storage.read_table_dir(storage.join(source, name), table_schema))
               for name, table_schema in (("prompts", schema.PROMPTS), ("responses", schema.RESPONSES),
