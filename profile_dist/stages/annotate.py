@@ -28,16 +28,12 @@ from profile_dist.errors import ConfigError
 from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.factors.llm_calls import SINGLE, Usage
 from profile_dist.factors.llm_response import COMBINED, combinable
-from profile_dist.llm.endpoints import get_endpoint
+from profile_dist.llm.step import LLMStep
 from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.stages.runtime import ensure_ray, run_tasks
 from profile_dist.tasks import get_task
-from profile_dist.llm.cache import default_cache_location
 
 MANIFEST_DIR = "_manifests"
-# The engine's per-run counts that add up over the shards of a stage run.
-SUMMED_COUNTS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "retries", "reasks",
-                 "http_429", "input_tokens", "output_tokens", "spend", "retryable")
 
 
 @dataclass
@@ -195,9 +191,10 @@ def annotate(
         chosen = resolve_factors(factors, with_llm=llm is not None)
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
-    if llm_factors:
-        # Beside the output, on its store: an s3:// output gets an s3:// cache every node shares.
-        cache_dir = default_cache_location(output, cache_dir)
+    # Before any work: the reply cache beside the output, on its store (an s3:// output gets an s3:// cache
+    # every node shares).
+    step = LLMStep("annotate", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost, dry_run=dry_run,
+                   progress=progress) if llm_factors else None
     response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
@@ -215,9 +212,8 @@ def annotate(
             ensure_ray(address)
             summary.n_annotations += sum(run_tasks(_annotate_shard_remote, todo, desc="annotate", progress=progress))
             summary.shards_done += len(todo)
-    if llm_factors:
-        _annotate_llm(response_shards, prompts_dir, output, llm_factors, llm, endpoints, cache_dir, max_cost,
-                      dry_run, address, progress, summary, llm_calls)
+    if step is not None:
+        _annotate_llm(step, response_shards, prompts_dir, output, llm_factors, llm, address, summary, llm_calls)
     return summary
 
 
@@ -275,13 +271,10 @@ def _row_versions(groups: list[tuple[Any, list[Factor]]]) -> dict[str, str]:
 
 
 def _annotate_llm(
-    response_shards: list[str], prompts_dir: str, output: str, factors: list[Factor], llm: str | None,
-    endpoints: str | None, cache_dir: str | None, max_cost: float | None, dry_run: bool,
-    address: str | None, progress: bool | None, summary: AnnotateSummary, llm_calls: str = "combined",
+    step: LLMStep, response_shards: list[str], prompts_dir: str, output: str, factors: list[Factor], llm: str | None,
+    address: str | None, summary: AnnotateSummary, llm_calls: str = "combined",
 ) -> None:
-    from profile_dist.llm.engine import LLMEngine  # on use: a rule-only run never loads openai
-
-    endpoint = get_endpoint(llm, endpoints)
+    endpoint = step.endpoint(llm)
     groups = llm_groups(factors, llm_calls)
     # What was asked, not what was requested: "combined" needs two combinable factors.
     calls_mode = "combined" if any(scorer is COMBINED for scorer, _ in groups) else "per_factor"
@@ -301,13 +294,13 @@ def _annotate_llm(
         else:
             pending.append((shard, output_shard, manifest_path))
             retried.update(_retryable_of(manifest_path))
-    if not pending and not dry_run:
+    if not pending and not step.dry_run:
         return
     ensure_ray(address)
     # Durable, beside the outputs: a rerun, a resumed run or another stage over the same responses
     # pays nothing for replies already received.
-    with LLMEngine(endpoint, cache_dir, max_cost=max_cost, progress=progress is not False, desc="annotate (llm)") as engine:
-        if dry_run:
+    with step.engine("annotator", endpoint, desc="annotate (llm)") as engine:
+        if step.dry_run:
             requests = []
             for shard, _, _ in pending:
                 frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)

@@ -33,8 +33,8 @@ import pyarrow as pa
 
 from profile_dist import ids, schema, storage
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.llm.step import (cache_dir_for, cost_record, projection_line, projection_record,
-                                          resolve_endpoint, write_ingest_shaped)
+from profile_dist.layout import write_ingest_shaped
+from profile_dist.llm.step import LLMStep, projection_line
 from profile_dist.analysis import manipulation
 from profile_dist.prompts.settings import GenerationPrompt, RatingPrompt, frame_for
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
@@ -158,40 +158,33 @@ def generate(
     prompt: GenerationPrompt = GenerationPrompt(), rating: RatingPrompt = RatingPrompt(), guidance: str | None = None,
     sample: int | None = None,
 ) -> GenerateSummary:
-    from profile_dist.llm.engine import LLMEngine  # on use: a run that calls no model never loads openai
-
     if levels < 2:
         raise ConfigError(f"--levels must be at least 2 (pairs compare levels), got {levels}")
     if mode not in MODES:
         raise ConfigError(f"unknown generation mode {mode!r}; expected one of {', '.join(MODES)}")
-    endpoint = resolve_endpoint(llm, endpoints)
-    checker = resolve_endpoint(check_llm, endpoints) if check_llm else None
-    cache = cache_dir_for(output, cache_dir)  # before any work: an object-store output needs a local cache
+    step = LLMStep("generate", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost, dry_run=dry_run,
+                   progress=progress, say=say)
+    endpoint = step.endpoint(llm)
+    checker = step.endpoint(check_llm) if check_llm else None
     labeler = labeler or endpoint.model
     frame = prompt_tasks(prompts, task)
     requests = generation_requests(frame, levels, mode, prompt, guidance)  # guidance is in the prompt, so the cache key
     requests = fresh_draws(requests, sample)
     summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
+    summary.llm = step.records
     ensure_ray(address)
-    announce = say or print
-    with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="generate") as engine:
-        projections = [projection_record("generate", "generator", endpoint, engine.dry_run(requests))]
+    with step.engine("generator", endpoint, desc="generate") as engine:
+        engine.project([requests])
         if checker is not None:
             # The texts to rate do not exist yet: size them at the generation's per-response token cap.
             placeholder = " ".join(["word"] * prompt.max_tokens_per_response)
-            planned = [rating.request(t, f"{placeholder} {lv}", task=task, documents=src)
-                       for t, src, task in zip(frame["text"], frame["source"], frame["task"]) for lv in range(1, levels + 1)]
-            with LLMEngine(checker, cache, progress=False) as planner:
-                rec = projection_record("generate", "checker", checker, planner.dry_run(planned))
-            projections.append({**rec, "cached": 0, "basis": rec["basis"] + ", rated texts sized at the generation cap"})
-        if say is not None or dry_run:
-            for rec in projections:
-                announce(projection_line(rec))
-        if dry_run:
-            summary.dry_run = projections
+            step.plan("checker", checker, [rating.request(t, f"{placeholder} {lv}", task=task, documents=src)
+                                           for t, src, task in zip(frame["text"], frame["source"], frame["task"])
+                                           for lv in range(1, levels + 1)], "rated texts sized at the generation cap")
+        if step.announce():
+            summary.dry_run = step.projections
             return summary
         results = engine.run(requests)
-        summary.llm.append(cost_record("generate", "generator", endpoint, engine.summary))
 
     per_prompt = texts_by_level(results, frame.height, levels, mode)
     gen_rows: list[dict[str, Any]] = []
@@ -215,11 +208,9 @@ def generate(
 
     if checker is not None:
         rated = [g for g in gen_rows if g["response_id"] is not None]
-        with LLMEngine(checker, cache, max_cost=None if max_cost is None else max(0.0, max_cost - summary.llm[0]["spend"]),
-                       progress=progress is not False, desc="generate (check)") as check_engine:
+        with step.engine("checker", checker, desc="generate (check)") as check_engine:
             check_results = check_engine.run([rating.request(g["_prompt"], g["_text"], task=g["task"], documents=g["_source"])
                                               for g in rated])
-            summary.llm.append(cost_record("generate", "checker", checker, check_engine.summary))
         for g, r in zip(rated, check_results):
             g["rating"], g["rating_error"] = (float(r.value["rating"]), None) if r.ok else (None, r.error)
         for task_name in sorted({g["task"] for g in gen_rows}):  # a task whose generations all failed: n_rated 0
@@ -254,7 +245,7 @@ def generate(
                                                                    for t in sorted(set(frame["task"]))}},
         "counts": {"prompts": summary.n_prompts, "responses": summary.n_responses, "pairs": summary.n_pairs,
                    "failed": summary.n_failed},
-        "dry_run": projections, "llm": summary.llm,
+        "dry_run": step.projections, "llm": step.records,
     }
     write_ingest_shaped(output, tables, extra, manifest, rows_per_shard)
     return summary

@@ -25,7 +25,7 @@ The reply cache (``OUTPUT/_llm_cache`` by default) makes a rerun or a resumed ru
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
@@ -35,9 +35,8 @@ import pyarrow as pa
 from profile_dist import ids, schema, storage
 from profile_dist.analysis import agreement
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.llm.budget import BudgetExceededError
-from profile_dist.llm.step import (COST_KEYS, cache_dir_for, cost_record, project_chunks, projection_line,
-                                          projection_record, resolve_endpoint, write_ingest_shaped)
+from profile_dist.layout import write_ingest_shaped
+from profile_dist.llm.step import LLMStep, projection_line
 from profile_dist.prompts.settings import JudgePrompt, frame_for
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD
 from profile_dist.stages.runtime import ensure_ray
@@ -187,12 +186,11 @@ def judge(
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD, address: str | None = None, progress: bool | None = None,
     say: Callable[[str], None] | None = None, prompt: JudgePrompt = JudgePrompt(), chunk_pairs: int = 20_000,
 ) -> JudgeSummary:
-    from profile_dist.llm.engine import LLMEngine  # on use: a run that calls no model never loads openai
-
     if inconsistent not in INCONSISTENT_POLICIES:
         raise ConfigError(f"unknown inconsistent-pair policy {inconsistent!r}; expected one of {', '.join(INCONSISTENT_POLICIES)}")
-    endpoint = resolve_endpoint(llm, endpoints)
-    cache = cache_dir_for(output, cache_dir)  # before any work: an object-store output needs a local cache
+    step = LLMStep("judge", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost, dry_run=dry_run,
+                   progress=progress, say=say)
+    endpoint = step.endpoint(llm)
     labeler = labeler or endpoint.model
     if chunk_pairs < 1:
         raise ConfigError(f"chunk_pairs must be positive, got {chunk_pairs}")
@@ -207,22 +205,16 @@ def judge(
 
     summary = JudgeSummary(output=output, judge=labeler, n_pairs=chosen.height)
     ensure_ray(address)
-    with LLMEngine(endpoint, cache, max_cost=max_cost, progress=progress is not False, desc="judge") as engine:
-        projection = projection_record("judge", "judge", endpoint, project_chunks(engine, chunk_requests()))
-        if say is not None or dry_run:
-            (say or print)(projection_line(projection))  # the estimate comes first, before anything is spent
-        if dry_run:
+    with step.engine("judge", endpoint, desc="judge") as engine:
+        projection = engine.project(chunk_requests())
+        if step.announce():
             summary.dry_run = projection
             return summary
-        if max_cost is not None and projection["cost"] > max_cost:
-            raise BudgetExceededError(f"{endpoint.describe()}: judging {chosen.height} pairs would cost about "
-                                      f"${projection['cost']:.4f} > --max-cost ${max_cost:.4f}; nothing was sent")
+        engine.check_budget(f"judging {chosen.height} pairs")
         results: list[Any] = []
-        spent: Counter = Counter()
         for requests in chunk_requests():
-            results += engine.run(requests)  # one engine: its workers, cache index and max_cost span the chunks
-            spent.update({k: v for k, v in engine.summary.items() if k in COST_KEYS})
-        spend = cost_record("judge", "judge", endpoint, spent)
+            results += engine.run(requests)
+    spend = step.records[0]
 
     votes: dict[str, tuple[str | None, str | None]] = {}
     judgment_rows: dict[str, list] = {name: [] for name in schema.JUDGMENTS.names}

@@ -13,19 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-
 from profile_dist import storage
 from profile_dist.errors import ConfigError
 from profile_dist.factor_sets import AlignmentFactors
+from profile_dist.layout import slug
+from profile_dist.llm.step import cache_dir_for
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import LLM_CALL_MODES, annotate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
 from profile_dist.stages.reduce import BOOTSTRAP_UNITS, reduce
-from profile_dist.llm.step import cache_dir_for
-from profile_dist.stages.annotate import annotate
-from profile_dist.stages.generate import generate
-from profile_dist.stages.judge import judge
-from profile_dist.stages.reduce import reduce
+from profile_dist.workflows.models import (GenerateConfig, JudgeConfig, ModelOutput, ModelRun, Target, generate_model,
+                                           judge_model)
 
 
 @dataclass
@@ -46,22 +44,6 @@ class ModelConfig:
     judge: bool = True
     generate: bool = True
     labeler: str | None = None  # default: the endpoint's model id (the same in both settings: gap rows)
-
-
-@dataclass
-class JudgeConfig:
-    corpora: list[str] | None = None  # default: every corpus
-    inconsistent: str = "drop"
-    max_cost: float | None = None
-
-
-@dataclass
-class GenerateConfig:
-    corpora: list[str] | None = None  # default: every corpus
-    levels: int = 5
-    mode: str = "joint"
-    check_llm: str | None = None
-    max_cost: float | None = None
 
 
 @dataclass
@@ -247,46 +229,27 @@ def _annotate(job: JobConfig, pairs_dir: str, output: str, address: str | None, 
 
 def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str], None],
                         progress: bool | None) -> tuple[list[str], list[str]]:
-    """Judge and generate per model; returns the extra pairs and annotations directories for the reduce.
-    Judged pairs reuse the corpus' responses, so the corpus' annotations already cover them."""
+    """Judge and generate per model (workflows/models.py); returns the extra pairs and annotations
+    directories for the reduce."""
     if not job.models:
         return [], []
-    cache = _llm_cache(job)  # one reply cache: a rerun pays for nothing twice
-    pairs_dirs, annotation_dirs = [], []
-    all_names = [c.name for c in job.corpora]
+    run = ModelRun(endpoints=job.endpoints, cache_dir=_llm_cache(job), judge=job.judge, generate=job.generate,
+                   annotate=lambda pairs_dir, output: _annotate(job, pairs_dir, output, address, progress),
+                   rows_per_shard=job.rows_per_shard, address=address, progress=progress, say=say)
+    ingested = {c.name: storage.join(job.output, "ingest", c.name) for c in job.corpora}
+    out = ModelOutput()
     for model in job.models:
-        slug = _slug(model.name)
+        name = slug(model.name)
         if model.judge:
-            for name in job.judge.corpora or all_names:
-                out = storage.join(job.output, "judge", slug, name)
-                summary = judge(storage.join(job.output, "ingest", name), model.name, out, endpoints=job.endpoints,
-                                cache_dir=cache, max_cost=job.judge.max_cost, inconsistent=job.judge.inconsistent,
-                                labeler=model.labeler, rows_per_shard=job.rows_per_shard, address=address,
-                                progress=progress, say=say)
-                for line in summary.lines():
-                    say(line)
-                pairs_dirs.append(out)
+            out.add(judge_model(run, model.name, [Target(ingested[c], storage.join(job.output, "judge", name, c))
+                                                  for c in job.judge.corpora or ingested], model.labeler))
         if model.generate:
-            for name in job.generate.corpora or all_names:
-                out = storage.join(job.output, "generate", slug, name)
-                summary = generate(storage.join(job.output, "ingest", name), model.name, out,
-                                   levels=job.generate.levels, mode=job.generate.mode,
-                                   check_llm=job.generate.check_llm, endpoints=job.endpoints, cache_dir=cache,
-                                   max_cost=job.generate.max_cost, labeler=model.labeler,
-                                   rows_per_shard=job.rows_per_shard, address=address, progress=progress, say=say)
-                for line in summary.lines():
-                    say(line)
-                annotations = storage.join(job.output, "annotations", f"generate-{slug}-{name}")
-                for line in _annotate(job, out, annotations, address, progress).lines():
-                    say(line)
-                pairs_dirs.append(out)
-                annotation_dirs.append(annotations)
-    return pairs_dirs, annotation_dirs
+            out.add(generate_model(run, model.name, [
+                Target(ingested[c], storage.join(job.output, "generate", name, c),
+                       storage.join(job.output, "annotations", f"generate-{name}-{c}"))
+                for c in job.generate.corpora or ingested], model.labeler))
+    return out.pairs_dirs, out.annotation_dirs
 
 
 def _llm_cache(job: JobConfig) -> str:
     return cache_dir_for(job.output, job.llm_cache)
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "-" for c in name)

@@ -1,4 +1,4 @@
-"""The audit's config validation, exit codes of the job script, and the plug point of the judge/generate stages."""
+"""The audit's config validation, exit codes of the job script, and how the per-model stages plug into a night."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from profile_dist import schema, storage
-from profile_dist.workflows.audit import model_stages
+from profile_dist.workflows import models
 from profile_dist.workflows.audit.config import check_date, load_audit_config, parse_audit_config
 from profile_dist.workflows.audit.example import ALIGNED, example_config, write_human_corpus, write_judgments
 from profile_dist.workflows.audit.run import run_audit
@@ -65,21 +65,6 @@ def test_dates_must_be_real_and_written_yyyy_mm_dd(date):
         check_date(date)
 
 
-def test_models_without_a_judge_stage_fail_before_any_work(tmp_path, capsys, monkeypatch):
-    # As on an installation whose judge stage module is missing.
-    monkeypatch.setattr(model_stages, "_STAGES", {})
-    monkeypatch.setitem(model_stages.STAGE_MODULES, "judge", "profile_dist.no_such_judge_stage")
-    endpoints = tmp_path / "endpoints.yaml"
-    endpoints.write_text(yaml.safe_dump({"endpoints": {"ckpt-nightly": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}}}))
-    config = tmp_path / "audit.yaml"
-    output = tmp_path / "out"
-    config.write_text(yaml.safe_dump(_minimal(output=str(output), models=["ckpt-nightly"], endpoints=str(endpoints))))
-    assert _nightly_main()(["--config", str(config), "--date", "2024-05-01"]) == 1
-    out = capsys.readouterr().out
-    assert "FAILED: judge stage not available" in out and "ckpt-nightly" in out and "(exit 1)" in out
-    assert not output.exists()  # nothing was ingested or written
-
-
 def test_models_must_name_endpoints_of_the_endpoints_file(tmp_path, capsys):
     endpoints = tmp_path / "endpoints.yaml"
     endpoints.write_text(yaml.safe_dump({"endpoints": {"judge": {"base_url": "http://127.0.0.1:1/v1", "model": "m"}}}))
@@ -92,9 +77,9 @@ def test_models_must_name_endpoints_of_the_endpoints_file(tmp_path, capsys):
     assert "need an endpoints file" in capsys.readouterr().out
 
 
-def test_registered_model_stages_run_per_model_and_their_pairs_are_reduced(ray_session, tmp_path, monkeypatch):
-    """A stand-in judge stage (the real one is issue 4): what it returns is reduced with the corpora."""
-    from profile_dist.stages.annotate import annotate
+def test_model_stages_run_per_model_on_every_pairs_dir_and_their_pairs_are_reduced(ray_session, tmp_path):
+    """Stand-in stages (the real ones: tests/settings/test_audit_stages.py): what they return is reduced with the
+    corpora, and each is given every pairs directory of the night with its output under models/."""
     from profile_dist.stages.ingest import ingest
 
     root = str(tmp_path / "data")
@@ -107,21 +92,26 @@ def test_registered_model_stages_run_per_model_and_their_pairs_are_reduced(ray_s
     config = parse_audit_config(raw, "audit.yaml")
     calls = []
 
-    def judge(context: model_stages.StageContext, model: str) -> model_stages.StageOutput:
-        calls.append(("judge", model, context.date, [c.name for c in context.corpora]))
-        judged = write_judgments(str(tmp_path / "stage"), context.date, ALIGNED, pairs_per_prompt=2)
-        pairs, annotations = storage.join(context.root, "judge", model), storage.join(context.root, "judge-annotations", model)
-        ingest("pairs", [judged], pairs, progress=False)
-        annotate(pairs, annotations, progress=False)
-        return model_stages.StageOutput([pairs], [annotations])
+    def judge(run: models.ModelRun, model: str, targets: list[models.Target], labeler: str | None) -> models.ModelOutput:
+        calls.append(("judge", model, labeler, targets))
+        judged = write_judgments(str(tmp_path / "stage"), "2024-05-01", ALIGNED, pairs_per_prompt=2)
+        ingest("pairs", [judged], targets[0].output, progress=False)
+        run.annotate(targets[0].output, targets[0].annotations)
+        return models.ModelOutput([targets[0].output], [targets[0].annotations])
 
-    def generate(context: model_stages.StageContext, model: str) -> model_stages.StageOutput:
-        calls.append(("generate", model, context.date, [c.name for c in context.corpora]))
-        return model_stages.StageOutput()
+    def generate(run: models.ModelRun, model: str, targets: list[models.Target], labeler: str | None) -> models.ModelOutput:
+        calls.append(("generate", model, labeler, targets))
+        return models.ModelOutput()
 
-    monkeypatch.setattr(model_stages, "_STAGES", {"judge": judge, "generate": generate})
-    outcome = run_audit(config, "2024-05-01", progress=False, say=lambda line: None)
-    assert calls == [("judge", "nightly-judge", "2024-05-01", ["human"]), ("generate", "nightly-judge", "2024-05-01", ["human"])]
+    outcome = run_audit(config, "2024-05-01", progress=False, say=lambda line: None,
+                        model_stages={"judge": judge, "generate": generate})
+    ingested = calls[0][3][0].input  # the night's one pairs directory of the corpus
+    assert ingested.startswith(str(tmp_path / "out" / "ingest" / "human"))
+    night = tmp_path / "out" / "models" / "nightly-judge" / "date=2024-05-01"
+    assert calls == [(name, "nightly-judge", "nightly-judge",  # labelled by the endpoint name
+                      [models.Target(ingested, str(night / name / "human" / "0000"),
+                                     str(night / name / "human" / "0000-annotations"))])
+                     for name in ("judge", "generate")]
     assert outcome.exit_code == 0 and outcome.summary["models"] == ["nightly-judge"]
     influence = storage.read_parquet(str(tmp_path / "out" / "audits" / "date=2024-05-01" / "influence.parquet"), schema.INFLUENCE)
     assert set(influence.column("labeler").to_pylist()) == {"human", "nightly-judge"}

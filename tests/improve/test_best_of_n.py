@@ -84,6 +84,11 @@ def test_best_of_n_picks_and_profiles(tmp_path, audit, api_key_env, longer_serve
     assert me["n_pairs"] == 80 and me["ci_low"] > 0
     if pick == "knockout":
         assert me["n_discordant"] == 0 and me["tau"] == 1.0
+        # The judge's cost record counts every round: m distinct candidates play m - 1 matches, two orders each.
+        distinct = cands.filter(pl.col("error").is_null()).group_by("prompt_id").len()["len"]
+        manifest = json.loads((out / "picks" / "_manifest.json").read_text())
+        judge_record = [r for r in manifest["llm"] if r["role"] == "judge"]
+        assert [r["requests"] for r in judge_record] == [2 * int((distinct - 1).sum())]
     # Alignment of the picks' profile with the humans' (who do not reward length) from the same reduce.
     assert {r["metric"] for r in summary.alignment} >= {"kendall_tau_b", "mean_abs_diff"}
     alignment = pl.read_parquet(out / "results" / "alignment.parquet")

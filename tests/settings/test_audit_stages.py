@@ -1,15 +1,13 @@
-"""The judge and generate stages plugged into the nightly audit (registered for this test only)."""
+"""The judge and generate stages in the nightly audit (workflows/models.py, as `profile-dist run` uses them)."""
 
 from __future__ import annotations
 
 import pytest
 
 from profile_dist import schema, storage
-from profile_dist.workflows.audit import model_stages
 from profile_dist.workflows.audit.config import parse_audit_config
 from profile_dist.workflows.audit.example import example_config, write_human_corpus
 from profile_dist.workflows.audit.run import run_audit
-from profile_dist.workflows import models as settings_audit
 
 from settings_helpers import KEY, KEY_ENV, endpoints_file, planted_server
 
@@ -18,11 +16,9 @@ from profile_dist.testing.llm_server import ServerProcess
 pytestmark = pytest.mark.usefixtures("ray_session", "api_key")
 
 
-def test_an_audit_with_a_model_judges_and_generates_and_reduces_both_settings(tmp_path, monkeypatch):
+def test_an_audit_with_a_model_judges_and_generates_and_reduces_both_settings(tmp_path):
     root = str(tmp_path / "data")
     write_human_corpus(root, pairs_per_prompt=2)
-    monkeypatch.setattr(model_stages, "_STAGES", {})
-    settings_audit.register()
     with planted_server("judge_prefers_longer=0.8") as server:
         raw = example_config(root, str(tmp_path / "out"), bootstrap=20)
         raw["corpora"] = raw["corpora"][:1]
@@ -37,6 +33,9 @@ def test_an_audit_with_a_model_judges_and_generates_and_reduces_both_settings(tm
     sources = set(zip(influence.column("labeler").to_pylist(), influence.column("setting").to_pylist()))
     # Sources are named by the audited endpoint ("model"), stable across checkpoints it serves.
     assert sources == {("human", "human"), ("model", "evaluation"), ("model", "generation")}
+    night = tmp_path / "out" / "models" / "model" / "date=2024-05-01"
+    assert (night / "judge" / "human" / "0000" / "_manifest.json").is_file()
+    assert (night / "generate" / "human" / "0000-annotations").is_dir()
 
 
 def _endpoints(tmp_path, server, served_model: str) -> str:

@@ -87,18 +87,20 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path, biased_server, 
     # A budget below the estimate refuses before sending anything.
     assert main(["judge", "--pairs", human, "--llm", "model", "--endpoints", endpoints,
                  "--output", str(tmp_path / "out"), "--max-cost", "0.0001"]) == 2
-    assert "--max-cost" in capsys.readouterr().err and biased_server.stats()["requests"] == before
+    err = capsys.readouterr().err
+    assert f"judging {N} pairs would cost about $" in err and "> --max-cost $0.0001; nothing was sent" in err
+    assert biased_server.stats()["requests"] == before
     assert main(["judge", "--pairs", human, "--llm", "nope", "--endpoints", endpoints, "--output", str(tmp_path / "x")]) == 2
     assert "nope" in capsys.readouterr().err
 
 
-def test_an_object_store_output_needs_a_filesystem_cache(tmp_path):
-    from profile_dist.errors import ConfigError
+def test_the_reply_cache_lives_beside_the_output_on_its_own_store():
+    # An s3:// output gets an s3:// cache every node can share (llm.cache opens either kind); no --cache-dir needed.
+    from profile_dist.llm.step import cache_dir_for
 
-    endpoints = tmp_path / "endpoints.yaml"
-    endpoints.write_text("endpoints:\n  model:\n    base_url: http://127.0.0.1:1/v1\n    model: m\n    api_key_env: null\n")
-    with pytest.raises(ConfigError, match="pass --cache-dir"):
-        judge(str(tmp_path / "nowhere"), "model", "s3://bucket/judge", endpoints=str(endpoints))
+    assert cache_dir_for("s3://bucket/judge", None) == "s3://bucket/judge/_llm_cache"
+    assert cache_dir_for("/data/judge", None) == "/data/judge/_llm_cache"
+    assert cache_dir_for("s3://bucket/judge", "/shared/cache") == "/shared/cache"
 
 
 def _tau_on(pairs: pl.DataFrame, label: str, values: pl.DataFrame, factor: str) -> float:

@@ -3,6 +3,9 @@
 ```
 <output>/ingest/<corpus>/<fingerprint>/        one canonical ingest per input file version (cache)
 <output>/annotations/<corpus>/<fingerprint>/   its annotations (cache; finished shards are skipped)
+<output>/models/<model>/date=YYYY-MM-DD/{judge,generate}/<corpus>/NNNN[-annotations]/
+                                               what each configured model judged and generated that night
+<output>/_llm_cache/                           their LLM reply cache (unless $PROFILE_LLM_CACHE names one)
 <output>/audits/date=YYYY-MM-DD/               the published audit of that date:
     influence.parquet alignment.parquet replicates.parquet ... report.md results.json
     drift_influence.parquet drift_alignment.parquet summary.json

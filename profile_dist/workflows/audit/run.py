@@ -8,27 +8,35 @@ the configured threshold, 1 the run failed (nothing is published; rerun to resum
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import uuid
-from dataclasses import dataclass
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from profile_dist import schema, storage
+from profile_dist.layout import slug
+from profile_dist.llm.step import cache_dir_for
+from profile_dist.workflows.models import MODEL_STAGES, ModelRun
 from profile_dist.workflows.audit import drift, layout as layout_mod
 from profile_dist.workflows.audit.config import AuditConfig, AuditCorpus, check_date, check_models
 from profile_dist.workflows.audit.layout import AuditLayout
-from profile_dist.workflows.audit.model_stages import CorpusData, StageContext, model_stages
 from profile_dist.errors import BadInputError, ConfigError, ProfileDistError
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest
 from profile_dist.stages.reduce import reduce
 
+if TYPE_CHECKING:
+    from profile_dist.workflows.models import ModelStage, Target
+
 EXIT_HEALTHY = 0
 EXIT_FAILED = 1
 EXIT_ALIGNMENT_DROP = 3
 STATUS_EXIT = {"baseline": EXIT_HEALTHY, "healthy": EXIT_HEALTHY, "alignment_drop": EXIT_ALIGNMENT_DROP}
 TOP_CHANGES = 3
+#: Where the model stages keep their LLM reply cache (a filesystem path); unset: ``<output>/_llm_cache``.
+CACHE_ENV = "PROFILE_LLM_CACHE"
 
 
 @dataclass
@@ -49,6 +57,18 @@ class AuditOutcome:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class CorpusData:
+    """One corpus as the audit prepared it for a date: canonical pairs and their annotations."""
+
+    name: str
+    pairs_dirs: list[str] = field(default_factory=list)
+    annotation_dirs: list[str] = field(default_factory=list)
+    files: int = 0
+    new_files: int = 0
+    pairs: int = 0
 
 
 # --- inputs ------------------------------------------------------------------------------------------
@@ -189,6 +209,34 @@ def summarize(
     }
 
 
+# --- the models -----------------------------------------------------------------------------------------
+
+
+def model_run(config: AuditConfig, address: str | None) -> "ModelRun":
+    """What the judge and generate of every model share tonight: the audit's endpoints and factors, and the
+    reply cache (``$PROFILE_LLM_CACHE``, else under the output root, on its store), so a night pays only for
+    pairs and prompts it has not seen before."""
+    factors = list(config.factors) if config.factors else None
+    return ModelRun(endpoints=config.endpoints, cache_dir=cache_dir_for(config.output, os.environ.get(CACHE_ENV)),
+                    annotate=lambda pairs_dir, output: annotate(pairs_dir, output, factors=factors, address=address,
+                                                                progress=False),
+                    rows_per_shard=config.rows_per_shard, address=address, progress=False)
+
+
+def model_targets(config: AuditConfig, date: str, corpora: list[CorpusData], model: str, stage: str) -> "list[Target]":
+    """Every pairs directory of every corpus, written to ``<output>/models/<model>/date=<date>/<stage>/<corpus>/NNNN``
+    (annotations of generations beside it, ``NNNN-annotations``)."""
+    from profile_dist.workflows.models import Target  # here: --status stays light
+
+    base = storage.join(config.output, "models", slug(model), f"date={date}", stage)
+    targets = []
+    for corpus in corpora:
+        for i, pairs_dir in enumerate(corpus.pairs_dirs):
+            output = storage.join(base, corpus.name, f"{i:04d}")
+            targets.append(Target(pairs_dir, output, output + "-annotations"))
+    return targets
+
+
 # --- the run -----------------------------------------------------------------------------------------------
 
 
@@ -201,9 +249,11 @@ def _build_report(results_dir: str, previous_dir: str | None) -> None:
 
 def run_audit(
     config: AuditConfig, date: str, *, address: str | None = None, say: Callable[[str], None] = _stderr,
-    progress: bool | None = None, run_id: str | None = None,
+    progress: bool | None = None, run_id: str | None = None, model_stages: "Mapping[str, ModelStage] | None" = None,
 ) -> AuditOutcome:
-    """Audit ``date``; a date already published is returned as it was, without any write."""
+    """Audit ``date``; a date already published is returned as it was, without any write. Every model of the
+    config runs ``model_stages`` (default: judge and generate, workflows/models.py) labelled by its endpoint
+    name, stable across the checkpoints it serves, so drift compares checkpoint with checkpoint."""
     check_date(date)
     address = address or config.address
     layout = AuditLayout(config.output)
@@ -213,18 +263,18 @@ def run_audit(
     if summary is not None:
         return AuditOutcome(date, summary, reused=True)
     check_models(config)
-    stages = model_stages(config)  # fails here, before any work, when a needed stage does not exist
+    models = model_run(config, address) if config.models else None  # an unusable reply cache fails before any work
 
     corpora = [prepare_corpus(config, layout, c, date, address=address, say=say, progress=progress) for c in config.corpora]
     pairs_dirs = [d for c in corpora for d in c.pairs_dirs]
     annotation_dirs = [d for c in corpora for d in c.annotation_dirs]
-    context = StageContext(config, date, config.output, corpora, address)
-    for model in config.models:
-        for name, stage in stages:
-            output = stage(context, model)
-            say(f"{name} {model}: {len(output.pairs_dirs)} pairs director(ies)")
-            pairs_dirs += output.pairs_dirs
-            annotation_dirs += output.annotation_dirs
+    if models is not None:
+        for model in config.models:
+            for name, stage in (model_stages or MODEL_STAGES).items():
+                output = stage(models, model, model_targets(config, date, corpora, model, name), model)
+                say(f"{name} {model}: {len(output.pairs_dirs)} pairs director(ies)")
+                pairs_dirs += output.pairs_dirs
+                annotation_dirs += output.annotation_dirs
 
     run_id = run_id or uuid.uuid4().hex[:12]
     staging = layout.staging(date, run_id)

@@ -158,9 +158,8 @@ def best_of_n(
     seed: int = 0, n_bootstrap: int = 200, levels: int = 5, annotate_llm: str | None = None, address: str | None = None,
     progress: bool | None = None, say: Callable[[str], None] | None = None,
 ) -> BestOfNSummary:
-    from profile_dist.llm.engine import LLMEngine
-    from profile_dist.llm.step import (cache_dir_for, cost_record, projection_line, projection_record,
-                                              resolve_endpoint, write_ingest_shaped)
+    from profile_dist.layout import write_ingest_shaped
+    from profile_dist.llm.step import LLMStep
     from profile_dist.prompts.settings import JudgePrompt, RatingPrompt
     from profile_dist.stages.annotate import annotate
     from profile_dist.stages.generate import generate, prompt_tasks
@@ -175,38 +174,31 @@ def best_of_n(
         raise ConfigError(f"--levels must be at least 2 (the judge model's generation setting compares levels), got {levels}")
     if bool(human) != bool(human_annotations):
         raise ConfigError("--human and --human-annotations go together (the human pairs and their annotations)")
-    generator, judge_ep = resolve_endpoint(llm, endpoints), resolve_endpoint(judge_llm, endpoints)
-    cache = cache_dir_for(output, cache_dir)
+    step = LLMStep("best_of_n", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost, dry_run=dry_run,
+                   progress=progress, say=say)
+    generator, judge_ep = step.endpoint(llm), step.endpoint(judge_llm)
+    cache = step.cache
     frame = prompt_tasks(prompts, task)
     cand_prompt, judge_prompt, rating = CandidatePrompt(), JudgePrompt(), RatingPrompt()
     requests = [cand_prompt.request(t, k, n) for t in frame["text"] for k in range(1, n + 1)]
     labeler = f"{judge_ep.model}+best-of-{n}"
     summary = BestOfNSummary(output=output, n_prompts=frame.height)
+    summary.llm = step.records
     ensure_ray(address)
-    announce = say or print
-    budget = max_cost
-    with LLMEngine(generator, cache, max_cost=max_cost, progress=progress is not False, desc="best-of-n (candidates)") as engine:
-        projections = [projection_record("best_of_n", "generator", generator, engine.dry_run(requests))]
+    with step.engine("generator", generator, desc="best-of-n (candidates)") as engine:
+        engine.project([requests])
         placeholder = " ".join(["word"] * cand_prompt.max_tokens)  # candidates do not exist yet: sized at the cap
         planned = ([judge_prompt.request(t, placeholder, placeholder + " x") for t in frame["text"] for _ in range(2 * (n - 1))]
                    if pick == "knockout" else [rating.request(t, f"{placeholder} {k}") for t in frame["text"] for k in range(n)])
-        with LLMEngine(judge_ep, cache, progress=False) as planner:
-            rec = projection_record("best_of_n", "judge", judge_ep, planner.dry_run(planned))
-        projections.append({**rec, "cached": 0, "basis": rec["basis"] + ", judged texts sized at the candidate cap"})
-        if say is not None or dry_run:
-            for rec in projections:
-                announce(projection_line(rec))
-        if dry_run:
+        step.plan("judge", judge_ep, planned, "judged texts sized at the candidate cap")
+        if step.announce():
+            summary.dry_run = list(step.projections)
             if human:
-                projections += generate(prompts, judge_llm, storage.join(output, "generation"), levels=levels, task=task,
-                                        endpoints=endpoints, cache_dir=cache, dry_run=True, address=address,
-                                        progress=progress, say=say).dry_run
-            summary.dry_run = projections
+                summary.dry_run += generate(prompts, judge_llm, storage.join(output, "generation"), levels=levels,
+                                            task=task, endpoints=endpoints, cache_dir=cache, dry_run=True,
+                                            address=address, progress=progress, say=say).dry_run
             return summary
         results = engine.run(requests)
-        summary.llm.append(cost_record("best_of_n", "generator", generator, engine.summary))
-    if budget is not None:
-        budget = max(0.0, budget - summary.llm[0]["spend"])
 
     rows = list(frame.iter_rows(named=True))
     pool: list[list[Candidate]] = []
@@ -224,7 +216,8 @@ def best_of_n(
                 mine.append(Candidate(k, r.value["text"], rid))
         pool.append(mine)
 
-    with LLMEngine(judge_ep, cache, max_cost=budget, progress=progress is not False, desc=f"best-of-n ({pick})") as jengine:
+    # The judge's cost record adds up every knockout round, and later spending is bounded by what is left.
+    with step.engine("judge", judge_ep, desc=f"best-of-n ({pick})") as jengine:
         if pick == "pointwise":
             flat = [(i, c) for i, mine in enumerate(pool) for c in mine]
             ratings = jengine.run([rating.request(rows[i]["text"], c.text) for i, c in flat])
@@ -255,9 +248,6 @@ def best_of_n(
                 for i, a in next_alive.items():
                     alive[i] = a
             winners = [a[0] if a else None for a in alive]
-        summary.llm.append(cost_record("best_of_n", "judge", judge_ep, jengine.summary))
-    if budget is not None:
-        budget = max(0.0, budget - summary.llm[-1]["spend"])
 
     by_key = {(r["prompt_id"], r["candidate"]): r for r in cand_rows}
     pairs, responses = [], {}
@@ -293,7 +283,7 @@ def best_of_n(
                   "prompt_version": judge_prompt.version if pick == "knockout" else rating.version},
         "n": n, "seed": seed, "labeler": labeler, "setting": "evaluation",
         "counts": {"prompts": frame.height, "picked": len(pairs), "inconsistent_matches": summary.n_inconsistent},
-        "dry_run": projections, "llm": summary.llm,
+        "dry_run": step.projections, "llm": step.records,
     }, 100_000)
     annotations = storage.join(output, "annotations")
     annotate(picks, annotations, factors=factors, llm=annotate_llm, endpoints=endpoints, cache_dir=cache, address=address,
@@ -302,8 +292,8 @@ def best_of_n(
     if human:  # the judge model's own generation setting on the same prompts, for the comparison with the picks
         generation, gen_annotations = storage.join(output, "generation"), storage.join(output, "generation_annotations")
         gen = generate(prompts, judge_llm, generation, levels=levels, task=task, endpoints=endpoints, cache_dir=cache,
-                       max_cost=budget, address=address, progress=progress)
-        summary.llm += gen.llm
+                       max_cost=step.remaining(), address=address, progress=progress)
+        step.records += gen.llm  # summary.llm is step.records
         annotate(generation, gen_annotations, factors=factors, llm=annotate_llm, endpoints=endpoints, cache_dir=cache,
                  address=address, progress=progress)
         pairs_dirs.insert(1, generation)

@@ -236,7 +236,7 @@ def improve_feedback(
     sample: int = 1, annotate_llm: str | None = None, address: str | None = None, progress: bool | None = None,
     say: Callable[[str], None] | None = None,
 ) -> FeedbackSummary:
-    from profile_dist.llm.step import cache_dir_for, resolve_endpoint
+    from profile_dist.llm.step import LLMStep
     from profile_dist.stages.annotate import annotate
     from profile_dist.stages.generate import generate
     from profile_dist.stages.reduce import reduce
@@ -245,8 +245,10 @@ def improve_feedback(
         raise ConfigError(f"--top must be at least 1, got {top}")
     chosen_template = get_template(template)
     audit = Audit.load(results)
-    endpoint = resolve_endpoint(llm, endpoints)
-    cache = cache_dir_for(output, cache_dir)
+    step = LLMStep("improve_feedback", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost,
+                   dry_run=dry_run, progress=progress, say=say)
+    endpoint = step.endpoint(llm)
+    cache = step.cache
     gen_dir, gen_manifest = _generation_input(audit, endpoint, labeler)
     before: Source = (gen_manifest["labeler"], "generation")
     tasks = sorted(t for t in audit.influence["task"].unique() if before in audit.sources(t))
@@ -292,20 +294,17 @@ def improve_feedback(
     prompts_dir = storage.join(output, "split", "generation_input")
     write_subset(gen_manifest["input"], held_out, prompts_dir, {"split_half": "measure", "split_seed": split_seed})
     labels = {"before": before[0], "guided": f"{before[0]}+feedback", "control": f"{before[0]}+resample"}
-    generated, llm_records, dry = {}, [], []
-    budget = max_cost
+    generated, dry = {}, []
     for arm, arm_guidance in (("guided", guidance), ("control", None)):
         generated[arm] = storage.join(output, "generate", arm)
         gen = generate(prompts_dir, llm, generated[arm], levels=int(gen_manifest["levels"]), mode=gen_manifest["mode"],
-                       task=task, endpoints=endpoints, cache_dir=cache, max_cost=budget, dry_run=dry_run,
+                       task=task, endpoints=endpoints, cache_dir=cache, max_cost=step.remaining(), dry_run=dry_run,
                        labeler=labels[arm], address=address, progress=progress, say=say, guidance=arm_guidance,
                        sample=sample)
         if dry_run:
             dry += gen.dry_run
             continue
-        llm_records += gen.llm
-        if budget is not None:
-            budget = max(0.0, budget - sum(r["spend"] for r in gen.llm))
+        step.records += gen.llm  # the control is bounded by what the guided arm left
     if dry_run:
         summary.dry_run = dry
         return summary
@@ -334,6 +333,6 @@ def improve_feedback(
         "selection": selection_dir,
         "chosen": [{"factor": x.factor, "action": x.action, "tau_human": x.tau_human, "tau_generation": x.tau_generation,
                     "diff": x.diff, "ci_low": x.ci_low, "ci_high": x.ci_high, "human_ci": list(x.human_ci)} for x in chosen],
-        "llm": llm_records,
+        "llm": step.records,
     }, storage.join(output, "_manifest.json"))
     return summary

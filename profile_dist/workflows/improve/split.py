@@ -14,7 +14,7 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import ids, schema, storage
-from profile_dist.llm.step import write_ingest_shaped
+from profile_dist.layout import write_ingest_shaped
 
 HALVES = ("select", "measure")
 
