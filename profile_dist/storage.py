@@ -662,6 +662,19 @@ def remove_tree(uri: str) -> None:
     backend(uri).remove_tree(uri)
 
 
+def remove_file(uri: str) -> None:
+    """Delete one file; nothing happens when it is not there."""
+    if scheme(uri) == "s3":
+        bucket, key = split_s3(uri)
+        try:
+            s3_client().delete_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise _from_boto(exc, uri) from None
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_local(uri))
+
+
 def replace_dir(staged: str, final: str) -> None:
     """Move a fully written staging directory to its final place, replacing what was there.
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 from profile_dist import storage
 from profile_dist.errors import BadInputError
+
+if TYPE_CHECKING:
+    from profile_dist.sources.batches import Batch, Split
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,13 @@ Record = RawPair | RowProblem
 
 
 class Source:
-    """Base class of corpus adapters: set the class attributes and implement ``records``."""
+    """Base class of corpus adapters: set the class attributes and implement ``records``.
+
+    ``records`` is the reference: every row of a file in order. Ingest calls ``plan`` (cut a file into
+    splits, one task each) and ``batches`` (one split's rows as Arrow tables); their defaults treat the
+    file as one split parsed by ``records``. A format overrides them to split large files and to parse
+    column-wise, and must give exactly what ``records`` gives (tests/test_ingest_splits.py checks it).
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -57,9 +66,24 @@ class Source:
     def dataset_name(self, path: str) -> str:
         return self.name
 
+    def plan(self, path: str, target_bytes: int) -> list[Split]:
+        """The file as one split; counting its rows parses it once (documents small enough to read whole)."""
+        from profile_dist.sources.batches import Split
+
+        return [Split(path, 0, sum(1 for _ in self.records(path)))]
+
+    def batches(self, split: Split) -> Iterator[Batch]:
+        from profile_dist.sources.batches import batches_from_records
+
+        yield from batches_from_records(self.records(split.path))
+
 
 class JsonLinesSource(Source):
-    """A format with one JSON object per line: subclasses turn one object into a record."""
+    """A format with one JSON object per line: subclasses turn one object into a record.
+
+    Files are cut at line boundaries into splits of about ``target_bytes``; each object is still parsed
+    by ``record`` (nested dialogues and documents need a Python loop per row).
+    """
 
     def records(self, path: str) -> Iterator[Record]:
         for row, obj in iter_json_lines(path):
@@ -67,6 +91,20 @@ class JsonLinesSource(Source):
 
     def record(self, row: int, obj: dict[str, Any]) -> Record:
         raise NotImplementedError
+
+    def plan(self, path: str, target_bytes: int) -> list[Split]:
+        from profile_dist.sources.batches import plan_lines
+
+        return plan_lines(path, target_bytes)
+
+    def batches(self, split: Split) -> Iterator[Batch]:
+        from profile_dist.sources.batches import batches_from_records, read_split_bytes
+
+        def records() -> Iterator[Record]:
+            for row, obj in iter_json_lines_in(read_split_bytes(split), split.first_row):
+                yield obj if isinstance(obj, RowProblem) else self.record(row, obj)
+
+        yield from batches_from_records(records())
 
 
 _SOURCES: dict[str, type[Source]] = {}
@@ -107,24 +145,32 @@ def read_bytes(path: str) -> bytes:
         raise BadInputError(path, None, None, f"cannot read file: {exc}") from None
 
 
+def parse_json_line(row: int, raw: bytes) -> dict[str, Any] | RowProblem | None:
+    """One line as a JSON object, a RowProblem saying why not, or None for a blank line."""
+    if not raw.strip():
+        return None
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return RowProblem(row, "<line>", f"not valid UTF-8 at byte {exc.start}")
+    except json.JSONDecodeError as exc:
+        return RowProblem(row, "<line>", f"malformed JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(obj, dict):
+        return RowProblem(row, "<line>", f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def iter_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
     """(row, object) per non-blank line; undecodable or non-object lines become RowProblems."""
-    data = read_bytes(path)
-    for row, raw in enumerate(io.BytesIO(data)):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield row, RowProblem(row, "<line>", f"not valid UTF-8 at byte {exc.start}")
-            continue
-        except json.JSONDecodeError as exc:
-            yield row, RowProblem(row, "<line>", f"malformed JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(obj, dict):
-            yield row, RowProblem(row, "<line>", f"expected a JSON object, got {type(obj).__name__}")
-            continue
-        yield row, obj
+    yield from iter_json_lines_in(read_bytes(path))
+
+
+def iter_json_lines_in(data: bytes, first_row: int = 0) -> Iterator[tuple[int, dict[str, Any] | RowProblem]]:
+    """Like :func:`iter_json_lines` over the lines of ``data``, numbered from ``first_row``."""
+    for offset, raw in enumerate(io.BytesIO(data)):
+        obj = parse_json_line(first_row + offset, raw)
+        if obj is not None:
+            yield first_row + offset, obj
 
 
 def load_json_document(path: str) -> Any:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import ray
 
-from profile_dist import schema, storage
+from profile_dist import published, schema, storage
 from profile_dist.errors import ConfigError
 from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.stages.runtime import ensure_ray, run_tasks
@@ -175,7 +175,7 @@ def annotate(
         from profile_dist.settings.common import cache_dir_for
 
         cache_dir = cache_dir_for(output, cache_dir)  # before any work: it refuses an object-store cache
-    response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
+    response_shards = published.table_files(pairs_dir, "responses")  # the manifest's files only
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
     prompts_dir = storage.join(pairs_dir, "prompts")
@@ -212,7 +212,7 @@ def default_llm_factors(pairs_dir: str) -> list[Factor]:
     plus every rule factor."""
     from profile_dist.tasks import get_task
 
-    pair_files = storage.list_files(storage.join(pairs_dir, "pairs"))
+    pair_files = published.table_files(pairs_dir, "pairs")
     fs, _ = storage.filesystem(pairs_dir)
     # The task column only: the pairs can be far larger than the driver's memory.
     column = pads.dataset([storage.filesystem(p)[1] for p in pair_files], filesystem=fs, schema=schema.PAIRS,
