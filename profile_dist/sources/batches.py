@@ -119,22 +119,21 @@ def plan_lines(path: str, target_bytes: int = DEFAULT_SPLIT_BYTES, context: dict
     fs, local = storage.filesystem(path)
     splits: list[Split] = []
     start = first_row = rows = position = 0
+    last = b""
     try:
         with storage.arrow_errors(path), fs.open_input_stream(local) as stream:
-            while True:
-                block = stream.read(_BLOCK)
-                if not block:
-                    break
-                end = position + len(block)
-                if end - start >= target_bytes and (cut := block.rfind(b"\n")) >= 0:
-                    rows += block.count(b"\n", 0, cut + 1)
+            while block := stream.read(_BLOCK):
+                scanned = 0  # newlines before this index of the block are counted in ``rows``
+                while (reach := start + target_bytes - 1 - position) < len(block):
+                    cut = block.find(b"\n", max(reach, scanned))  # the split ends with the line that reaches the target
+                    if cut < 0:
+                        break
+                    rows += block.count(b"\n", scanned, cut + 1)
                     splits.append(Split(path, first_row, rows, start, position + cut + 1, context))
-                    first_row += rows
-                    start, rows = position + cut + 1, block.count(b"\n", cut + 1)
-                else:
-                    rows += block.count(b"\n")
-                position = end
+                    first_row, rows, start, scanned = first_row + rows, 0, position + cut + 1, cut + 1
+                rows += block.count(b"\n", scanned)
                 last = block[-1:]
+                position += len(block)
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(path, exc) from None
     if position > start:
