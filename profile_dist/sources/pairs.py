@@ -126,11 +126,14 @@ class Pairs(Source):
         wanted = [c for c in (*layout.values(), *OPTIONAL) if c in names]
         row = split.first_row
         try:
-            for record_batch in parquet.iter_batches(batch_size=RAW_BATCH_ROWS, row_groups=range(split.start, split.stop),
-                                                     columns=wanted, use_threads=False):
-                table = pa.Table.from_batches([record_batch])
-                yield self._columnar(table, row, layout, lambda i, t=table: {c: t.column(c)[i].as_py() for c in t.column_names})
-                row += table.num_rows
+            for group in range(split.start, split.stop):
+                meta = parquet.metadata.row_group(group)
+                # Batches of about BATCH_BYTES uncompressed, however large the file's row groups are.
+                rows = max(1, min(meta.num_rows, BATCH_BYTES * meta.num_rows // max(1, meta.total_byte_size)))
+                for record_batch in parquet.iter_batches(batch_size=rows, row_groups=[group], columns=wanted, use_threads=False):
+                    table = pa.Table.from_batches([record_batch])
+                    yield self._columnar(table, row, layout, lambda i, t=table: {c: t.column(c)[i].as_py() for c in t.column_names})
+                    row += table.num_rows
         except (OSError, pa.ArrowException) as exc:
             raise BadInputError(split.path, None, None, f"not a readable Parquet file: {exc}") from None
 
@@ -255,8 +258,9 @@ class Pairs(Source):
 
 LAYOUTS = {"canonical": CANONICAL, "feedback_forensics": FEEDBACK_FORENSICS}
 LAYOUT_NAMES = {id(layout): name for name, layout in LAYOUTS.items()}
-RAW_BATCH_ROWS = 65_536
-JSONL_CHUNK_BYTES = 8 << 20
+#: Uncompressed bytes a task parses at a time (its memory is a few times this).
+BATCH_BYTES = 8 << 20
+JSONL_CHUNK_BYTES = BATCH_BYTES
 _ALIASES = pa.array(list(LABEL_ALIASES), pa.large_string())
 _ALIAS_LABELS = pa.array(list(LABEL_ALIASES.values()), pa.string())
 

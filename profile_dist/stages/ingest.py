@@ -3,9 +3,9 @@
 1. **Plan** (a task per input file): the adapter cuts the file into splits (row groups, byte ranges of whole
    lines, or the whole file) and counts their rows, so one large file keeps every core busy. The number of
    buckets P is ceil(rows / rows_per_shard).
-2. **Parse** (a task per split): the adapter parses the split column-wise where it can; ids are computed per
-   batch (ids.py); each table's rows are written to one shuffle file ordered by bucket (stages/shuffle.py):
-   prompts by prompt_id, responses by response_id, pairs by pair_id.
+2. **Parse** (a task per split): the adapter parses the split batch by batch, column-wise where it can; ids
+   are computed per batch (ids.py); each table's rows go to one shuffle file per task, by bucket
+   (stages/shuffle.py): prompts by prompt_id, responses by response_id, pairs by pair_id.
 3. **Merge** (a task per bucket): the bucket's rows from every parse task are de-duplicated (prompts,
    responses), checked (a pair id twice is refused), sorted by id and written as ``part-<bucket>.parquet``.
 4. **Publish**: the staged tables move into place and the manifest, written last, lists every file
@@ -132,35 +132,39 @@ def plan_file(format_name: str, path: str, split_bytes: int) -> list[Split]:
 
 def parse_split(format_name: str, split: Split, dataset: str | None, task: str | None, strict: bool,
                 n_buckets: int, shuffle_dir: str, index: int) -> dict[str, Any]:
-    """Parse one split, give its rows ids and write them by bucket; returns per-bucket counts and notes."""
+    """Parse one split batch by batch, give its rows ids and add them to the shuffle by bucket.
+
+    Returns each table's shuffle file, its per-bucket byte offsets and rows, and the split's notes and
+    rejected reasons. Memory: one batch, plus the split's rows compressed.
+    """
     source = get_source(format_name)
     dataset = dataset or source.dataset_name(split.path)
-    parts: dict[str, list[pa.Table]] = {name: [] for name in TABLES}
+    outputs = {name: shuffle.MapOutput(large_text(table_schema), n_buckets) for name, table_schema in TABLES.items()}
     notes: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
     for batch in source.batches(split):
         for problem in batch.problems:
             if strict and problem.kind == "invalid":
                 raise BadInputError(split.path, problem.source_row, problem.field, problem.reason + STRICT_HINT)
-        parts["rejected"].append(rejected_table(batch.problems, split.path))
-        for name, table in canonical_tables(batch.pairs, dataset=dataset, source_file=split.path,
-                                            task=task or source.default_task).items():
-            parts[name].append(table)
+            rejected[f"{problem.kind}: {problem.field}: {problem.reason}"] += 1
+        tables = canonical_tables(batch.pairs, dataset=dataset, source_file=split.path, task=task or source.default_task)
+        tables["rejected"] = rejected_table(batch.problems, split.path)
+        for name, table in tables.items():
+            if name in ("prompts", "responses"):  # repeats within a batch need not cross the shuffle
+                table = dedupe_sorted(table, BUCKET_KEYS[name])
+            outputs[name].add(table, shuffle.bucket_of(bucket_hashes(name, table), n_buckets))
         notes.update(batch.notes)
-    result: dict[str, Any] = {"files": {}, "counts": {}, "notes": dict(notes), "rejected": {}}
-    for name, pieces in parts.items():
-        table = pa.concat_tables([t.cast(large_text(TABLES[name])) for t in pieces]) if pieces else large_text(TABLES[name]).empty_table()
-        if name in ("prompts", "responses"):  # repeats within a split need not cross the shuffle
-            table = dedupe_sorted(table, BUCKET_KEYS[name])
-        if name == "rejected":
-            result["rejected"] = dict(Counter(f"{k}: {f}: {r}" for k, f, r in zip(
-                table.column("kind").to_pylist(), table.column("field").to_pylist(), table.column("reason").to_pylist())))
-        uri = storage.join(shuffle_dir, name, f"map-{index:06d}.parquet")
+    result: dict[str, Any] = {"files": {}, "offsets": {}, "rows": {}, "notes": dict(notes), "rejected": dict(rejected)}
+    for name, output in outputs.items():
+        uri = storage.join(shuffle_dir, name, f"map-{index:06d}.arrows")
         result["files"][name] = uri
-        result["counts"][name] = shuffle.write_partitioned(table, shuffle.bucket_of(bucket_hashes(name, table), n_buckets), n_buckets, uri)
+        result["offsets"][name] = output.finish(uri)
+        result["rows"][name] = int(output.rows.sum())
+    pa.default_memory_pool().release_unused()  # an idle worker should not keep this task's peak
     return result
 
 
-def merge_bucket(bucket: int, pieces: dict[str, list[tuple[str, int]]], staging: str) -> dict[str, Any]:
+def merge_bucket(bucket: int, pieces: dict[str, list[tuple[str, int, int]]], staging: str) -> dict[str, Any]:
     """The final ``part-<bucket>.parquet`` of every table: de-duplicated, sorted, conformed to its schema."""
     written: dict[str, Any] = {"files": {}, "duplicate_pairs": 0}
     for name, table_schema in TABLES.items():
@@ -179,6 +183,7 @@ def merge_bucket(bucket: int, pieces: dict[str, list[tuple[str, int]]], staging:
         data = _parquet_bytes(table)
         storage.write_bytes_atomic(data, storage.join(staging, name, file_name))
         written["files"][name] = {"name": file_name, "bytes": len(data), "rows": table.num_rows}
+    pa.default_memory_pool().release_unused()
     return written
 
 
@@ -248,7 +253,7 @@ def _run(format_name: str, inputs: list[str], output: str, claim: published.Clai
     parsed = run_tasks(_parse_split_remote, [
         (format_name, s, dataset, task, not skip_bad_rows, n_buckets, shuffle_dir, i) for i, s in enumerate(splits)
     ], desc="ingest: parse", progress=progress)
-    n_pairs = int(sum(p["counts"]["pairs"].sum() for p in parsed))
+    n_pairs = sum(p["rows"]["pairs"] for p in parsed)
     rejected: Counter[str] = Counter()
     notes: Counter[str] = Counter()
     for part in parsed:
@@ -258,10 +263,10 @@ def _run(format_name: str, inputs: list[str], output: str, claim: published.Clai
         raise BadInputError(", ".join(inputs), None, None, f"no usable pairs ({sum(rejected.values())} row(s) rejected or skipped)")
     merge_calls = []
     for bucket in range(n_buckets):
-        pieces = {name: shuffle.pieces_of_bucket([p["files"][name] for p in parsed], [p["counts"][name] for p in parsed], bucket)
+        pieces = {name: shuffle.pieces_of_bucket([p["files"][name] for p in parsed], [p["offsets"][name] for p in parsed], bucket)
                   for name in TABLES}
         merge_calls.append((bucket, pieces, staging))
-    del parsed  # only the counts were needed
+    del parsed  # only the offsets were needed
     merged = run_tasks(_merge_bucket_remote, merge_calls, desc="ingest: merge", progress=progress)
     duplicated = sum(m["duplicate_pairs"] for m in merged)
     if duplicated:

@@ -4,11 +4,13 @@ Bucket b of P holds the ids whose 64-bit hash (``stats.id_hashes``) h satisfies 
 contiguous range of hashes, so buckets of P and 2P nest (bucket b splits into 2b and 2b+1) and a row's
 bucket depends only on its id and P, never on which task or file it came from.
 
-A map task writes one Parquet file per table, its rows ordered by bucket with one row group per non-empty
-bucket, and returns its per-bucket row counts. From those counts alone the driver tells each bucket task
-which row group of which file to read, so a bucket task reads only its own rows, and no process reads
-more than one map task's or one bucket's rows at a time. The files live beside the output (local disk or
-the object store), so map and bucket tasks may run on different nodes.
+A map task adds its rows batch by batch (:class:`MapOutput`); each bucket's rows become one Arrow IPC stream
+(lz4-compressed) held in memory in compressed form, and at the end the streams are written back to back as
+one file, in bucket order, and the task returns the P + 1 byte offsets. From those offsets alone the driver
+tells each bucket task which byte range of which file to read: a bucket task makes one ranged read per map
+file and parses no footer or index (a Parquet file with a row group per bucket would make every bucket task
+read every map file's footer, which grows with P). The files live beside the output (local disk or the
+object store), so map and bucket tasks may run on different nodes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import io
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc
 
 from profile_dist import storage
 
@@ -36,39 +38,63 @@ def bucket_of(hashes: np.ndarray, n_buckets: int) -> np.ndarray:
     return (((h >> _SHIFT) * p + (((h & _LOW32) * p) >> _SHIFT)) >> _SHIFT).astype(np.int64)
 
 
-def write_partitioned(table: pa.Table, buckets: np.ndarray, n_buckets: int, uri: str) -> np.ndarray:
-    """Write ``table`` to ``uri`` ordered by bucket, one row group per non-empty bucket; the rows per bucket.
+class MapOutput:
+    """One map task's rows of one table, by bucket: memory is one batch plus the compressed streams."""
 
-    Nothing is written for an empty table (every count is 0, so no bucket task asks for the file).
-    """
-    counts = np.bincount(buckets, minlength=n_buckets).astype(np.int64)
-    if table.num_rows == 0:
-        return counts
-    ordered = table.take(pa.array(np.argsort(buckets, kind="stable")))
-    sink = io.BytesIO()
-    with pq.ParquetWriter(sink, table.schema, compression="lz4") as writer:
+    def __init__(self, table_schema: pa.Schema, n_buckets: int):
+        self.schema = table_schema
+        self.n_buckets = n_buckets
+        self.rows = np.zeros(n_buckets, dtype=np.int64)
+        self._sinks: dict[int, tuple[io.BytesIO, pa.ipc.RecordBatchStreamWriter]] = {}
+
+    def add(self, table: pa.Table, buckets: np.ndarray) -> None:
+        if table.num_rows == 0:
+            return
+        order = np.argsort(buckets, kind="stable")
+        counts = np.bincount(buckets, minlength=self.n_buckets)
+        ordered = table.cast(self.schema).take(pa.array(order))
         start = 0
-        for count in counts[counts > 0]:
-            writer.write_table(ordered.slice(start, int(count)), row_group_size=int(count))
-            start += int(count)
-    storage.write_bytes_atomic(sink.getvalue(), uri)
-    return counts
+        for bucket in np.flatnonzero(counts):
+            n = int(counts[bucket])
+            self._writer(int(bucket)).write_table(ordered.slice(start, n))
+            start += n
+        self.rows += counts
+
+    def _writer(self, bucket: int) -> pa.ipc.RecordBatchStreamWriter:
+        if bucket not in self._sinks:
+            sink = io.BytesIO()
+            options = pa.ipc.IpcWriteOptions(compression="lz4")
+            self._sinks[bucket] = (sink, pa.ipc.new_stream(sink, self.schema, options=options))
+        return self._sinks[bucket][1]
+
+    def finish(self, uri: str) -> np.ndarray:
+        """Write the streams to ``uri`` (nothing when empty); bucket b is bytes offsets[b]:offsets[b + 1]."""
+        sizes = np.zeros(self.n_buckets, dtype=np.int64)
+        parts = []
+        for bucket in sorted(self._sinks):
+            sink, writer = self._sinks[bucket]
+            writer.close()
+            parts.append(sink.getvalue())
+            sizes[bucket] = len(parts[-1])
+        self._sinks.clear()
+        offsets = np.zeros(self.n_buckets + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        if parts:
+            storage.write_bytes_atomic(b"".join(parts), uri)
+        return offsets
 
 
-def pieces_of_bucket(files: list[str], counts: list[np.ndarray], bucket: int) -> list[tuple[str, int]]:
-    """(file, row group) of every map file holding rows of ``bucket``, from the map tasks' counts."""
-    found = []
-    for uri, per_bucket in zip(files, counts):
-        if per_bucket[bucket]:
-            found.append((uri, int(np.count_nonzero(per_bucket[:bucket]))))
-    return found
+def pieces_of_bucket(files: list[str], offsets: list[np.ndarray], bucket: int) -> list[tuple[str, int, int]]:
+    """(file, start, stop) of every map file holding rows of ``bucket``, from the map tasks' offsets."""
+    return [(uri, int(o[bucket]), int(o[bucket + 1])) for uri, o in zip(files, offsets) if o[bucket + 1] > o[bucket]]
 
 
-def read_pieces(pieces: list[tuple[str, int]], table_schema: pa.Schema) -> pa.Table:
-    """The rows of one bucket from the map files (one row group each), concatenated."""
+def read_pieces(pieces: list[tuple[str, int, int]], table_schema: pa.Schema) -> pa.Table:
+    """The rows of one bucket from the map files (one ranged read each), concatenated."""
     tables = [table_schema.empty_table()]
-    for uri, group in pieces:
+    for uri, start, stop in pieces:
         fs, path = storage.filesystem(uri)
         with storage.arrow_errors(uri), fs.open_input_file(path) as handle:
-            tables.append(pq.ParquetFile(handle).read_row_group(group, use_threads=False).cast(table_schema))
+            data = handle.read_at(stop - start, start)
+        tables.append(pa.ipc.open_stream(data).read_all().cast(table_schema))
     return pa.concat_tables(tables)
