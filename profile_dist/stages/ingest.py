@@ -235,6 +235,11 @@ def ingest(
     ensure_ray(address)
     with published.claimed(output, "ingest") as claim:
         staging = claim.staging()
+        # Holding the claim, this run is the only writer: staging areas here are leftovers of ended runs
+        # (e.g. files a cancelled task finished writing after its run had cleaned up).
+        for name in storage.list_dirs(output):
+            if name.startswith(".staging-"):
+                storage.remove_tree(storage.join(output, name))
         try:
             return _run(format_name, inputs, output, claim, task=task, dataset=dataset, rows_per_shard=rows_per_shard,
                         skip_bad_rows=skip_bad_rows, progress=progress, buckets=buckets, split_bytes=split_bytes)
