@@ -147,6 +147,30 @@ def test_feedback_forensics_layout_column_wise(tmp_path):
     parquet = tmp_path / "ff.parquet"
     pq.write_table(pa.Table.from_pylist(rows), parquet, row_group_size=7)
     assert columnar("pairs", str(parquet), 1)[:2] == reference("pairs", str(parquet))
+    no_prompt = [{k: v for k, v in r.items() if k != "prompt"} for r in rows]
+    path = write_jsonl(tmp_path / "ff2.jsonl", no_prompt, {9: b'{"text_a": "x", "text_b": "y", "preferred_text": "tie", "\\u0070rompt": null}'})
+    assert columnar("pairs", path, 50)[:2] == reference("pairs", path)
+
+
+def test_clean_rows_never_take_the_row_by_row_path(tmp_path, monkeypatch):
+    from profile_dist.sources.pairs import Pairs
+
+    calls = []
+    original = Pairs._record
+    monkeypatch.setattr(Pairs, "_record", lambda self, row, obj, layout: calls.append(row) or original(self, row, obj, layout))
+    rows = [dict(CLEAN, prompt=f"p{i}", labeler="m", task="summarization") for i in range(100)]
+    rows[40]["label"] = "maybe"
+    jsonl = write_jsonl(tmp_path / "c.jsonl", rows)
+    parquet = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet, row_group_size=30)
+    for path in (jsonl, str(parquet)):
+        calls.clear()
+        pairs, problems, _ = columnar("pairs", path, 200)
+        assert len(pairs) == 99 and [p[:2] for p in problems] == [(40, "label")]
+        assert calls == [40]  # only the bad row went through the reference
+    no_prompt = [{"text_a": f"x{i}", "text_b": "y", "preferred_text": "text_b"} for i in range(50)]
+    calls.clear()
+    assert len(columnar("pairs", write_jsonl(tmp_path / "ff.jsonl", no_prompt), 10**6)[0]) == 50 and calls == []
 
 
 @pytest.mark.parametrize("format_name, name", [("hh_rlhf", "hh-rlhf/harmless-base-test.jsonl.gz"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -34,6 +35,7 @@ LABEL_ALIASES = {
     "response_a": "a", "response_b": "b", "text_a": "a", "text_b": "b",
 }
 OPTIONAL = ("labeler", "task", "setting", "source")
+LAYOUTS = {"canonical": CANONICAL, "feedback_forensics": FEEDBACK_FORENSICS}
 
 
 def _layout(columns: set[str], path: str) -> dict[str, str]:
@@ -104,8 +106,9 @@ class Pairs(Source):
             return _plan_parquet(path, target_bytes)
         if kind == "jsonl":
             first = first_json_object(path)
-            layout = None if first is None else LAYOUT_NAMES[id(_layout(set(first), path))]
-            return plan_lines(path, target_bytes, {"layout": layout})
+            layout = None if first is None else _layout(set(first), path)
+            name = next((n for n, known in LAYOUTS.items() if known is layout), None)
+            return plan_lines(path, target_bytes, {"layout": name})
         return super().plan(path, target_bytes)  # CSV: quoted newlines make byte ranges unsafe; one split
 
     def batches(self, split: Split) -> Iterator[Batch]:
@@ -167,6 +170,9 @@ class Pairs(Source):
             lines = [raw for _, raw in iter_lines(chunk)]
             if table.num_rows != len(lines):  # blank lines: Arrow skips them, row numbers would shift
                 table = None
+            elif b"\\u" not in chunk:  # no escaped key: an all-null column whose key appears nowhere is missing
+                table = table.select([c for c in table.column_names                    # (FF's optional prompt)
+                                      if table.column(c).null_count < table.num_rows or json.dumps(c).encode() in chunk])
         if table is None:
             return self._row_by_row(chunk, first_row, layout, path)
         return self._columnar(table, first_row, layout, lambda i: parse_json_line(first_row + i, lines[i]))
@@ -256,8 +262,6 @@ class Pairs(Source):
         )
 
 
-LAYOUTS = {"canonical": CANONICAL, "feedback_forensics": FEEDBACK_FORENSICS}
-LAYOUT_NAMES = {id(layout): name for name, layout in LAYOUTS.items()}
 #: Uncompressed bytes a task parses at a time (its memory is a few times this).
 BATCH_BYTES = 8 << 20
 JSONL_CHUNK_BYTES = BATCH_BYTES
