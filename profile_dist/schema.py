@@ -67,6 +67,25 @@ REJECTED = pa.schema(
     ]
 )
 
+#: The columnar form of ``sources.RawPair`` (what an adapter parsed, before ids): one row per usable pair.
+#: Null ``task`` is the command line's or the format's task; null ``source`` means the prompt is the source.
+RAW_PAIRS = pa.schema(
+    [
+        pa.field("source_row", pa.int64(), nullable=False),
+        pa.field("prompt", pa.large_string(), nullable=False),
+        pa.field("response_a", pa.large_string(), nullable=False),
+        pa.field("response_b", pa.large_string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("labeler", pa.string(), nullable=False),
+        pa.field("task", pa.string(), nullable=True),
+        pa.field("source", pa.large_string(), nullable=True),
+        # each response's own document where the two differ (RESPONSES.source; WebGPT's quotes per answer)
+        pa.field("source_a", pa.large_string(), nullable=True),
+        pa.field("source_b", pa.large_string(), nullable=True),
+        pa.field("setting", pa.string(), nullable=False),
+    ]
+)
+
 ANNOTATIONS = pa.schema(
     [
         pa.field("response_id", pa.string(), nullable=False),

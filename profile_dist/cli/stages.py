@@ -87,7 +87,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--task", default=None, help="task of the pairs (default: the format's, or a task column)")
     p.add_argument("--dataset", default=None, help="dataset name recorded on each pair (default: the format name)")
-    p.add_argument("--rows-per-shard", type=int, default=100_000, help="rows per Parquet shard (default 100000)")
+    p.add_argument("--rows-per-shard", type=int, default=100_000, help="pairs per shard on average: rows are hash-partitioned into ceil(rows / N) buckets (default 100000)")
     p.add_argument("--skip-bad-rows", action="store_true", help="write bad rows to the rejected table and go on, instead of stopping")
 
     p = add("annotate", cmd_annotate, "compute factor values for every response")

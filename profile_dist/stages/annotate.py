@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import ray
 
-from profile_dist import schema, storage
+from profile_dist import published, schema, storage
 from profile_dist.errors import ConfigError
 from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.factors.llm_calls import SINGLE, Usage
@@ -195,7 +195,7 @@ def annotate(
     # every node shares).
     step = LLMStep("annotate", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost, dry_run=dry_run,
                    progress=progress) if llm_factors else None
-    response_shards = storage.list_files(storage.join(pairs_dir, "responses"))
+    response_shards = published.table_files(pairs_dir, "responses")  # the manifest's files only
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
     prompts_dir = storage.join(pairs_dir, "prompts")
@@ -229,7 +229,7 @@ LLM_CALL_MODES = ("combined", "per_factor")
 def default_llm_factors(pairs_dir: str) -> list[Factor]:
     """With --llm and no --factors: the default factors of the tasks present in the pairs (those registered),
     plus every rule factor."""
-    pair_files = storage.list_files(storage.join(pairs_dir, "pairs"))
+    pair_files = published.table_files(pairs_dir, "pairs")
     fs, _ = storage.filesystem(pairs_dir)
     # The task column only: the pairs can be far larger than the driver's memory.
     column = pads.dataset([storage.filesystem(p)[1] for p in pair_files], filesystem=fs, schema=schema.PAIRS,

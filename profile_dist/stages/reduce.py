@@ -27,7 +27,7 @@ import pyarrow.dataset as pads
 import ray
 from tqdm import tqdm
 
-from profile_dist import schema, storage
+from profile_dist import published, schema, storage
 from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.factor_sets import AlignmentFactors
@@ -660,7 +660,7 @@ def reduce(
         raise ConfigError("--bootstrap must be 0 or more")
     if bootstrap_unit not in BOOTSTRAP_UNITS:
         raise ConfigError(f"bootstrap unit {bootstrap_unit!r} unknown; expected one of {', '.join(BOOTSTRAP_UNITS)}")
-    pairs_shards = [s for d in pairs_dirs for s in storage.list_files(storage.join(d, "pairs"))]
+    pairs_shards = [s for d in pairs_dirs for s in published.table_files(d, "pairs")]  # the manifest's files only
     if not pairs_shards:
         raise ConfigError(f"no pairs shards under {', '.join(pairs_dirs)}; is this the output directory of `profile-dist ingest`?")
     annotation_files = [f for d in annotation_dirs for f in storage.list_files(d)]

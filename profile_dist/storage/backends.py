@@ -40,6 +40,7 @@ class Backend(Protocol):
     def list_dirs(self, directory: str) -> list[str]: ...
     def copy(self, source: str, target: str) -> None: ...
     def remove_tree(self, directory: str) -> None: ...
+    def remove_file(self, uri: str) -> None: ...
     def replace_dir(self, staged: str, final: str) -> None: ...
 
 
@@ -120,6 +121,12 @@ class LocalBackend:
         path = local_path(directory)
         if fs.get_file_info(path).type != pafs.FileType.NotFound:
             fs.delete_dir(path)
+
+    def remove_file(self, uri: str) -> None:
+        try:
+            os.unlink(local_path(uri))
+        except FileNotFoundError:
+            pass
 
     def replace_dir(self, staged: str, final: str) -> None:
         self.remove_tree(final)
@@ -255,6 +262,9 @@ class S3Backend:
 
     def remove_tree(self, directory: str) -> None:
         self._delete([info.uri for info in self.list_all(directory)], directory)
+
+    def remove_file(self, uri: str) -> None:
+        self._delete([uri], uri)  # deleting an absent key is not an error on S3
 
     def replace_dir(self, staged: str, final: str) -> None:
         """S3 has no rename: every staged object is copied server-side (each copy is atomic), then

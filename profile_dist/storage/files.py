@@ -94,6 +94,11 @@ def remove_tree(uri: str) -> None:
     backend(uri).remove_tree(uri)
 
 
+def remove_file(uri: str) -> None:
+    """Delete one file; nothing happens when it is not there."""
+    backend(uri).remove_file(uri)
+
+
 def replace_dir(staged: str, final: str) -> None:
     """Move a fully written staging directory to its final place, replacing what was there.
 

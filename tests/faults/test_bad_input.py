@@ -195,12 +195,32 @@ def test_pairs_shard_with_a_label_outside_a_b_tie_given_to_reduce(good, tmp_path
     assert str(shard) in error and "'label'" in error and "'both'" in error and "row" in error
 
 
+def _copy_listed_shard(pairs) -> int:
+    """Copy the first non-empty pairs shard to part-00009 and list the copy in the manifest; its rows."""
+    manifest = json.loads((pairs / "_manifest.json").read_text())
+    entry = next(e for e in manifest["files"]["pairs"] if e["rows"])
+    shutil.copy(pairs / "pairs" / entry["name"], pairs / "pairs" / "part-00009.parquet")
+    manifest["files"]["pairs"].append({**entry, "name": "part-00009.parquet"})
+    (pairs / "_manifest.json").write_text(json.dumps(manifest))
+    return entry["rows"]
+
+
 def test_duplicate_pair_ids_within_a_pairs_dir(good, tmp_path, capsys):
     pairs, ann = good
-    shutil.copy(pairs / "pairs" / "part-00000.parquet", pairs / "pairs" / "part-00009.parquet")
+    copied = _copy_listed_shard(pairs)
     error = cli_error(capsys, *reduce_args([pairs], ann, tmp_path / "res"))
     assert "part-00009.parquet" in error and "'pair_id'" in error and "duplicate pair id" in error
-    assert "4 pair(s) would be counted twice" in error
+    assert f"{copied} pair(s) would be counted twice" in error
+
+
+def test_a_shard_the_manifest_does_not_list_is_not_read(good, tmp_path, capsys):
+    """Readers trust the manifest only: a stray copy in the directory is ignored, not counted twice."""
+    pairs, ann = good
+    shutil.copy(pairs / "pairs" / "part-00000.parquet", pairs / "pairs" / "part-00009.parquet")
+    assert main(reduce_args([pairs], ann, tmp_path / "res")) == 0
+    (pairs / "pairs" / "part-00009.parquet").unlink()
+    assert main(reduce_args([pairs], ann, tmp_path / "clean")) == 0
+    assert pq.read_table(tmp_path / "res" / "influence.parquet").equals(pq.read_table(tmp_path / "clean" / "influence.parquet"))
 
 
 def test_duplicate_pair_ids_across_two_pairs_dirs(good, tmp_path, capsys):

@@ -88,7 +88,7 @@ def test_attacks_change_neither_attribution_nor_schema_validity(tmp_path, monkey
     values = pl.read_parquet(tmp_path / "ann" / "part-*.llm-judge.parquet")
     texts = pl.read_parquet(tmp_path / "pairs" / "responses" / "*.parquet").select("response_id", "text")
     scored = dict(values.join(texts, on="response_id").select("text", "value").iter_rows())
-    pairs = pl.read_parquet(tmp_path / "pairs" / "pairs" / "*.parquet")
+    pairs = pl.read_parquet(tmp_path / "pairs" / "pairs" / "*.parquet").sort("source_row")  # shards are in id order
     assert pairs.height == len(cases)
 
     # Every reply schema-valid: a value, no error, in the scale.

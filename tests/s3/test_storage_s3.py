@@ -181,4 +181,5 @@ def test_cli_names_an_unreachable_endpoint_given_by_flag(monkeypatch, capsys):
     closed = _closed_endpoint()
     code = main(["annotate", "--s3-endpoint-url", closed, "--pairs", "s3://bkt/ingest", "--output", "s3://bkt/annotations"])
     assert code == 2
-    assert f"s3://bkt/ingest/responses: cannot reach the S3 endpoint at {closed}" in capsys.readouterr().err
+    # The first object annotate reads is the ingest output's manifest (it lists the responses shards).
+    assert f"s3://bkt/ingest/_manifest.json: cannot reach the S3 endpoint at {closed}" in capsys.readouterr().err
