@@ -34,7 +34,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     summary = annotate(
         args.pairs, args.output, factors=_split_list(args.factors), llm=args.llm, endpoints=args.endpoints,
         cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, address=args.address,
-        llm_calls=args.llm_calls,
+        llm_calls=args.llm_calls, factor_file=args.factor_file,
     )
     print("\n".join(summary.lines()))
     return 0
@@ -187,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the requests, tokens and cost the LLM factors would need; send nothing")
     p.add_argument("--llm-calls", choices=("combined", "per_factor"), default="combined",
                    help="response-level LLM factors: one call per response for all of them (default) or one per factor")
+    p.add_argument("--factor-file", default=None, metavar="FILE.yaml",
+                   help="user-defined LLM factors (docs/discovery.md); all of them are annotated unless --factors names some")
 
     p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders")
     p.add_argument("--pairs", required=True, help="an ingest output directory (its human pairs are judged)")

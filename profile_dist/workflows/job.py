@@ -74,6 +74,7 @@ class JobConfig:
     annotate_llm: str | None = None  # endpoint scoring the LLM factors
     annotate_max_cost: float | None = None
     annotate_llm_calls: str = "combined"  # or "per_factor": one call per response-level factor (the paper's)
+    factor_file: str | None = None  # user-defined LLM factors (profile_dist.factors.user; docs/discovery.md)
     models: list[ModelConfig] = field(default_factory=list)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
@@ -113,7 +114,7 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: corpus names must be unique, got {names}")
     annotate_cfg = raw.get("annotate") or {}
-    _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls"}, f"{where}: annotate")
+    _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls", "factor_file"}, f"{where}: annotate")
     reduce_cfg = raw.get("reduce") or {}
     _check_keys(reduce_cfg, {"bootstrap", "seed"}, f"{where}: reduce")
     job = JobConfig(
@@ -122,7 +123,22 @@ def parse_job(raw: Any, where: str) -> JobConfig:
         rows_per_shard=int(raw.get("rows_per_shard", DEFAULT_ROWS_PER_SHARD)), address=raw.get("address"),
     )
     _parse_settings(raw, annotate_cfg, job, where)
+    job.factor_file = _factor_file(annotate_cfg.get("factor_file"), job.annotate_llm, f"{where}: annotate.factor_file")
     return job
+
+
+def _factor_file(path: Any, llm: str | None, where: str) -> str | None:
+    """The factor file, read and validated now so a bad entry fails before any stage runs."""
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{where}: expected a path to a factor file")
+    if llm is None:
+        raise ConfigError(f"{where}: user-defined factors are LLM factors; set annotate.llm")
+    from profile_dist.factors.user import load_definitions
+
+    load_definitions(path)
+    return path
 
 
 def _optional_float(value: Any, where: str) -> float | None:
@@ -224,7 +240,7 @@ def _annotate(job: JobConfig, pairs_dir: str, output: str, address: str | None, 
         return annotate(pairs_dir, output, factors=job.factors, address=address, progress=progress)
     return annotate(pairs_dir, output, factors=job.factors, llm=job.annotate_llm, endpoints=job.endpoints,
                     cache_dir=_llm_cache(job), max_cost=job.annotate_max_cost, llm_calls=job.annotate_llm_calls,
-                    address=address, progress=progress)
+                    factor_file=job.factor_file, address=address, progress=progress)
 
 
 def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str], None],

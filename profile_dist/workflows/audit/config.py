@@ -14,6 +14,8 @@ corpora:
 models: []            # endpoint names (see endpoints); the judge and generate stages run for each
 endpoints: null       # the endpoints file (default $PROFILE_ENDPOINTS); required when models is set
 factors: null         # rule factors to annotate (default: all)
+factor_file: null     # user-defined LLM factors (docs/discovery.md), scored by endpoint annotate_llm
+annotate_llm: null    # endpoint of the annotator; required with factor_file
 reduce: {bootstrap: 200, seed: 0, confidence: 0.95}
 drift: {reference: human, max_drop: {kendall_tau_b: 0.2, sign_agreement: 0.2, mean_abs_diff: 0.1}, require_significant: true}
 ```
@@ -63,6 +65,8 @@ class AuditConfig:
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     address: str | None = None
+    factor_file: str | None = None
+    annotate_llm: str | None = None
 
 
 def check_date(date: str) -> str:
@@ -151,7 +155,8 @@ def _drift(raw: Any, where: str) -> DriftPolicy:
 
 
 def parse_audit_config(raw: Any, where: str) -> AuditConfig:
-    top = _keys(raw, {"output", "corpora", "models", "endpoints", "factors", "reduce", "drift", "rows_per_shard", "address"}, where)
+    top = _keys(raw, {"output", "corpora", "models", "endpoints", "factors", "reduce", "drift", "rows_per_shard", "address",
+                     "factor_file", "annotate_llm"}, where)
     if not top:
         raise ConfigError(f"{where}: empty config; expected at least 'output' and 'corpora'")
     if "output" not in top:
@@ -187,7 +192,21 @@ def parse_audit_config(raw: Any, where: str) -> AuditConfig:
         factors=factors, bootstrap=bootstrap, seed=_typed(reduce_cfg, "seed", int, f"{where}: reduce", 0),
         confidence=confidence, drift=_drift(top.get("drift"), f"{where}: drift"), rows_per_shard=rows_per_shard,
         address=_typed(top, "address", str, where, None),
+        factor_file=_factor_file(top, where), annotate_llm=_typed(top, "annotate_llm", str, where, None),
     )
+
+
+def _factor_file(top: dict, where: str) -> str | None:
+    """The factor file, validated now (a bad entry fails before the audit starts); it needs annotate_llm."""
+    path = _typed(top, "factor_file", str, where, None)
+    if path is None:
+        return None
+    if not top.get("annotate_llm"):
+        raise ConfigError(f"{where}.factor_file: user-defined factors are LLM factors; set annotate_llm to an endpoint")
+    from profile_dist.factors.user import load_definitions
+
+    load_definitions(path)
+    return path
 
 
 def load_audit_config(path: str) -> AuditConfig:
