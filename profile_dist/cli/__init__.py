@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_export(sub, common)
     add_improve(sub, common)
+    from profile_dist.cli.discover import add_parser as add_discover; add_discover(sub, common)  # noqa: E702
     return parser
 
 

@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 from profile_dist.prompts.fencing import find_block
+from profile_dist.prompts.discover import letters as _letters
 from profile_dist.testing.behaviours import register_behaviour, schema_name
 
 LENGTH_MIN, LENGTH_MAX, LENGTH_UNIT = 15, 75, 20.0
@@ -125,15 +126,6 @@ def shown_pairs(user: str) -> list[tuple[str, str]]:
             return out
         out.append((find_block("PREFERRED", block) or "", find_block("OTHER", block) or ""))
         i += 1
-
-
-def _letters(i: int) -> str:
-    """1 -> A, 26 -> Z, 27 -> AA: block labels are letters only."""
-    out = ""
-    while i:
-        i, r = divmod(i - 1, 26)
-        out = chr(65 + r) + out
-    return out
 
 
 @register_behaviour("discover")
