@@ -78,3 +78,13 @@ def test_discover_keeps_the_hidden_factor_and_drops_the_length_decoy(tmp_path, p
     section = (out / "discovery.md").read_text()
     assert "### cites_source" in section and "Source: the 2019" in section
     assert "KEPT    cites_source" in printed
+
+
+def test_discover_max_cost_refuses_before_sending(tmp_path, ray_session, server, endpoints, capsys):
+    pairs = ingest_planted(tmp_path, 40, seed=5)
+    annotations = tmp_path / "ann"
+    annotate(str(pairs), str(annotations), progress=False)
+    code = main(["discover", "--pairs", str(pairs), "--annotations", str(annotations), "--llm", "proposer",
+                 "--endpoints", endpoints, "--output", str(tmp_path / "d"), "--max-cost", "0.0001"])
+    assert code == 2 and "max" in capsys.readouterr().err.lower()
+    assert server.stats()["requests"] == 0

@@ -104,3 +104,25 @@ def test_user_factors_annotate_through_engine_cache_and_dry_run(tmp_path, small_
     write(tmp_path, [entry(question="Does the response name a source?"),
                      entry(name="names_a_source", rubric=None, binary=True)])
     assert main(args) == 0 and server.stats()["requests"] == sent + responses.height
+
+
+def test_cli_refuses_a_bad_factor_file_before_any_request(tmp_path, small_corpus, server, endpoints, capsys):
+    path = write(tmp_path, [entry(name="length")])
+    code = main(["annotate", "--pairs", str(small_corpus), "--output", str(tmp_path / "ann"), "--llm", "annotator",
+                 "--endpoints", endpoints, "--factor-file", path])
+    err = capsys.readouterr().err
+    assert code == 2 and f"{path}, row 0, field 'name'" in err and "built-in" in err
+    assert server.stats()["requests"] == 0 and not (tmp_path / "ann").exists()
+
+
+def test_audit_annotates_rule_factors_plus_the_file_never_builtin_llm_factors(tmp_path):
+    from profile_dist.factors.rules import RULE_FACTORS
+    from profile_dist.workflows.audit.run import audit_factors
+
+    path = write(tmp_path, [entry()])
+    audit = {"output": str(tmp_path / "a"), "corpora": [{"name": "c", "format": "pairs", "input": "x.jsonl"}],
+             "endpoints": "e.yaml"}
+    names, llm = audit_factors(parse_audit_config({**audit, "factor_file": path, "annotate_llm": "annotator"}, "a.yaml"))
+    assert names == list(RULE_FACTORS) + ["cites_source"]
+    assert llm == {"llm": "annotator", "endpoints": "e.yaml", "factor_file": path}
+    assert audit_factors(parse_audit_config(audit, "a.yaml")) == (None, {})
