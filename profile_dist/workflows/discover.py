@@ -384,8 +384,11 @@ def discover(
     from profile_dist.report import build_report
 
     build_report(reduce_dir)
-    storage.write_bytes_atomic(discovery_section(summary, kept, validation, cand_values, text, src, examples).encode(),
-                               storage.join(output, "discovery.md"))
+    section = discovery_section(summary, kept, validation, cand_values, text, src, examples)
+    storage.write_bytes_atomic(section.encode(), storage.join(output, "discovery.md"))
+    # The validation report, where the candidates sit next to the built-in factors, carries the section too.
+    report_md = storage.join(reduce_dir, "report.md")
+    storage.write_bytes_atomic(storage.read_bytes(report_md) + b"\n" + section.encode(), report_md)
     storage.write_json_atomic({"stage": "discover", "pairs": pairs_dir, "annotations": list(annotation_dirs),
                                "task": task, "source": source, "seed": seed, "split": "sha256(seed, prompt_id) parity",
                                "proposal_pairs": proposal.height, "validation_pairs": validation.height,

@@ -74,7 +74,7 @@ def test_discover_keeps_the_hidden_factor_and_drops_the_length_decoy(tmp_path, p
     # discovered.yaml is a factor file as is; the report shows the candidates next to the built-in factors.
     assert [f.name for f in load_factor_file(str(out / "discovered.yaml"))] == ["cites_source"]
     report = (out / "reduce" / "report.md").read_text()
-    assert "cites_source" in report and "length" in report
+    assert "cites_source" in report and "length" in report and "## Discovered factors" in report
     section = (out / "discovery.md").read_text()
     assert "### cites_source" in section and "Source: the 2019" in section
     assert "KEPT    cites_source" in printed

@@ -126,3 +126,19 @@ def test_audit_annotates_rule_factors_plus_the_file_never_builtin_llm_factors(tm
     assert names == list(RULE_FACTORS) + ["cites_source"]
     assert llm == {"llm": "annotator", "endpoints": "e.yaml", "factor_file": path}
     assert audit_factors(parse_audit_config(audit, "a.yaml")) == (None, {})
+
+
+def test_job_with_a_factor_file_reports_the_user_factor_next_to_the_built_in_ones(tmp_path, ray_session, server, endpoints):
+    from profile_dist.testing.sim_discover import planted_rows
+    from tests.discover.conftest import write_rows
+
+    path = write(tmp_path, [entry()])
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({
+        "output": str(tmp_path / "out"), "endpoints": endpoints,
+        "ingest": [{"name": "planted", "format": "pairs", "input": write_rows(tmp_path / "p.jsonl", planted_rows(30, 1))}],
+        "annotate": {"llm": "annotator", "factors": ["length", "cites_source"], "factor_file": path},
+        "reduce": {"bootstrap": 20}}))
+    assert main(["run", str(job)]) == 0
+    report = next((tmp_path / "out").rglob("report.md")).read_text()
+    assert "cites_source" in report and "length" in report
