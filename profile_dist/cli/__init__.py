@@ -118,6 +118,10 @@ def cmd_factors(args: argparse.Namespace) -> int:
         missing = [name for name in wanted if name not in by_name]
     else:
         missing = []
+    if args.factor_file:  # validates the file too: a bad entry is reported as annotate would
+        from profile_dist.factors.user import load_factor_file
+
+        factors += [f for f in load_factor_file(args.factor_file) if not args.task or f.applies_to(args.task)]
     defaults = {f.name: [t.name for t in all_tasks() if f.name in t.default_factors] for f in factors}
     rows = [("factor", "kind", "applies to", "default in tasks", "prompt version", "description")]
     for factor in factors:
@@ -242,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("factors", cmd_factors, "list registered factors")
     p.add_argument("--task", default=None, help="only the factors a task uses")
+    p.add_argument("--factor-file", default=None, metavar="FILE.yaml", help="also list (and validate) a file's user-defined factors")
     add("formats", cmd_formats, "list input formats")
 
     from profile_dist.cli.export import add_parser as add_export

@@ -142,3 +142,11 @@ def test_job_with_a_factor_file_reports_the_user_factor_next_to_the_built_in_one
     assert main(["run", str(job)]) == 0
     report = next((tmp_path / "out").rglob("report.md")).read_text()
     assert "cites_source" in report and "length" in report
+
+
+def test_factors_command_lists_and_validates_a_factor_file(tmp_path, capsys):
+    path = write(tmp_path, [entry(), entry(name="asks_back", rubric=None, binary=True, tasks=["summarization"])])
+    assert main(["factors", "--task", "helpful", "--factor-file", path]) == 0
+    out = capsys.readouterr().out
+    assert "cites_source" in out and "user-cites_source-v1-" in out and "asks_back" not in out
+    assert main(["factors", "--factor-file", write(tmp_path, [entry(rubric=None)], "bad.yaml")]) == 2
