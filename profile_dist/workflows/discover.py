@@ -223,11 +223,17 @@ def factor_values(annotation_dirs: Sequence[str], response_ids: list[str], facto
     files = [f for d in annotation_dirs for f in storage.list_files(d)]
     if not files:
         raise ConfigError(f"no annotation shards under {', '.join(annotation_dirs)}; run `profile-dist annotate` first")
-    long = pl.from_arrow(pa.concat_tables([storage.read_parquet(f, schema.ANNOTATIONS) for f in files])).select(
-        "response_id", "factor", "value").filter(pl.col("response_id").is_in(response_ids))
+    import pyarrow.dataset as pads
+
+    # Only the chosen responses' rows are read (a filtered scan), not whole annotation shards.
+    wanted = pads.field("response_id").isin(pa.array(response_ids, pa.string()))
     if factors is not None:
-        long = long.filter(pl.col("factor").is_in(list(factors)))
-    long = long.unique(subset=["response_id", "factor"], keep="first", maintain_order=True)
+        wanted = wanted & pads.field("factor").isin(pa.array(list(factors), pa.string()))
+    fs, _ = storage.filesystem(files[0])
+    with storage.arrow_errors(files[0]):
+        table = pads.dataset([storage.filesystem(f)[1] for f in files], filesystem=fs, format="parquet",
+                             schema=schema.ANNOTATIONS).to_table(columns=["response_id", "factor", "value"], filter=wanted)
+    long = pl.from_arrow(table).unique(subset=["response_id", "factor"], keep="first", maintain_order=True)
     return long.pivot(on="factor", index="response_id", values="value")
 
 
