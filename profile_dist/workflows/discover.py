@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
