@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from profile_dist.cli import catalog, export, improve, jobs, stages
+from profile_dist.cli import catalog, discover, export, improve, jobs, stages
 from profile_dist.cli.options import common_parser
 from profile_dist.errors import ProfileDistError
 from profile_dist.stages.ray_messages import default_log_path, ray_messages
 
 #: The command modules, in the order ``profile-dist --help`` lists their commands.
-COMMAND_MODULES = (stages, jobs, catalog, export, improve)
+COMMAND_MODULES = (stages, jobs, catalog, discover, export, improve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from typing import Any
 
 def cmd_factors(args: argparse.Namespace) -> int:
     from profile_dist.factors import all_factors  # on use: keeps CLI start-up light
+    from profile_dist.user_factors import load_factor_file  # on use: keeps CLI start-up light
     from profile_dist.stages.annotate import prompt_version  # on use: keeps CLI start-up light
     from profile_dist.tasks import all_tasks, get_task  # on use: keeps CLI start-up light
 
@@ -21,6 +22,8 @@ def cmd_factors(args: argparse.Namespace) -> int:
         missing = [name for name in wanted if name not in by_name]
     else:
         missing = []
+    if args.factor_file:  # validates the file too: a bad entry is reported as annotate would
+        factors += [f for f in load_factor_file(args.factor_file) if not args.task or f.applies_to(args.task)]
     defaults = {f.name: [t.name for t in all_tasks() if f.name in t.default_factors] for f in factors}
     rows = [("factor", "kind", "applies to", "default in tasks", "prompt version", "description")]
     for factor in factors:
@@ -47,5 +50,6 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("factors", parents=[common], help="list registered factors", description="list registered factors")
     p.set_defaults(handler=cmd_factors)
     p.add_argument("--task", default=None, help="only the factors a task uses")
+    p.add_argument("--factor-file", default=None, metavar="FILE.yaml", help="also list (and validate) a file's user-defined factors")
     p = sub.add_parser("formats", parents=[common], help="list input formats", description="list input formats")
     p.set_defaults(handler=cmd_formats)

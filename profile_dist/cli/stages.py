@@ -25,7 +25,7 @@ def cmd_annotate(args: argparse.Namespace) -> int:
     summary = annotate(
         args.pairs, args.output, factors=split_list(args.factors), llm=args.llm, endpoints=args.endpoints,
         cache_dir=args.cache_dir, max_cost=args.max_cost, dry_run=args.dry_run, address=args.address,
-        llm_calls=args.llm_calls,
+        llm_calls=args.llm_calls, factor_file=args.factor_file,
     )
     print("\n".join(summary.lines()))
     return 0
@@ -97,6 +97,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", default=None, help="endpoint name (from --endpoints) that scores the LLM factors")
     p.add_argument("--llm-calls", choices=("combined", "per_factor"), default="combined",
                    help="response-level LLM factors: one call per response for all of them (default) or one per factor")
+    p.add_argument("--factor-file", default=None, metavar="FILE.yaml",
+                   help="user-defined LLM factors (docs/discovery.md); all of them are annotated unless --factors names some")
     add_llm_options(p, dry_run_help="print the requests, tokens and cost the LLM factors would need; send nothing")
 
     p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders")

@@ -63,3 +63,8 @@ def get_factor(name: str) -> Factor:
 
 def all_factors() -> list[Factor]:
     return sorted(_REGISTRY.values(), key=lambda f: (f.kind, f.name))
+
+
+def factors_of_kind(kind: str) -> tuple[str, ...]:
+    """Names of the registered factors of ``kind``, in registration order (the order tables list them in)."""
+    return tuple(name for name, f in _REGISTRY.items() if f.kind == kind)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from profile_dist.factors.base import Factor, register
+from profile_dist.factors.base import Factor, factors_of_kind, register
 
 # Python's str.split() treats \x1c-\x1f as whitespace too; Rust's \s (Unicode White_Space) does not.
 _WORD = r"[^\s\x1c-\x1f]+"
@@ -53,4 +53,5 @@ register(Factor(
     description="fenced markdown code blocks (pairs of ``` lines)",
 ))
 
-RULE_FACTORS = ("length", "novel_words", "list_items", "headers", "bold", "code_blocks")
+#: Every rule factor, in registration order: derived, so adding one is just its ``register`` call above.
+RULE_FACTORS = factors_of_kind("rule")

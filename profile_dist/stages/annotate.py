@@ -32,6 +32,7 @@ from profile_dist.llm.step import LLMStep
 from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.stages.runtime import ensure_ray, run_tasks
 from profile_dist.tasks import get_task
+from profile_dist.user_factors import load_factor_file, with_user_factors
 
 MANIFEST_DIR = "_manifests"
 
@@ -184,11 +185,19 @@ def annotate(
     address: str | None = None,
     progress: bool | None = None,
     llm_calls: str = "combined",
+    factor_file: str | None = None,
 ) -> AnnotateSummary:
-    if llm is not None and not factors:
+    # User-defined LLM factors (docs/discovery.md) come from the file, never from the global registry.
+    factors, user_factors = with_user_factors(factors, load_factor_file(factor_file) if factor_file else [])
+    if user_factors and llm is None:
+        raise ConfigError(f"{factor_file}: user-defined factors are LLM factors; name an endpoint with --llm")
+    if llm is not None and factors is None:
         chosen = default_llm_factors(pairs_dir)
+    elif factors == []:
+        chosen = []
     else:
         chosen = resolve_factors(factors, with_llm=llm is not None)
+    chosen += user_factors
     rule_factors = [f for f in chosen if f.kind == "rule"]
     llm_factors = [f for f in chosen if f.kind != "rule"]
     # Before any work: the reply cache beside the output, on its store (an s3:// output gets an s3:// cache

@@ -25,6 +25,7 @@ from profile_dist.stages.reduce import BOOTSTRAP_UNITS, reduce
 from profile_dist.workflows.models import (GenerateConfig, JudgeConfig, ModelOutput, ModelRun, Target, generate_model,
                                            judge_model)
 
+from profile_dist.user_factors import load_definitions
 
 @dataclass
 class CorpusConfig:
@@ -64,6 +65,7 @@ class JobConfig:
     annotate_llm: str | None = None  # endpoint scoring the LLM factors
     annotate_max_cost: float | None = None
     annotate_llm_calls: str = "combined"  # or "per_factor": one call per response-level factor (the paper's)
+    factor_file: str | None = None  # user-defined LLM factors (profile_dist.user_factors; docs/discovery.md)
     models: list[ModelConfig] = field(default_factory=list)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
@@ -103,7 +105,7 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: corpus names must be unique, got {names}")
     annotate_cfg = raw.get("annotate") or {}
-    _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls"}, f"{where}: annotate")
+    _check_keys(annotate_cfg, {"factors", "llm", "max_cost", "llm_calls", "factor_file"}, f"{where}: annotate")
     reduce_cfg = raw.get("reduce") or {}
     _check_keys(reduce_cfg, {"bootstrap", "seed", "bootstrap_unit", "alignment_factors"}, f"{where}: reduce")
     if reduce_cfg.get("bootstrap_unit", "auto") not in BOOTSTRAP_UNITS:
@@ -121,7 +123,20 @@ def parse_job(raw: Any, where: str) -> JobConfig:
     except ConfigError as exc:
         raise ConfigError(f"{where}: reduce: {exc}") from None
     _parse_settings(raw, annotate_cfg, job, where)
+    job.factor_file = _factor_file(annotate_cfg.get("factor_file"), job.annotate_llm, f"{where}: annotate.factor_file")
     return job
+
+
+def _factor_file(path: Any, llm: str | None, where: str) -> str | None:
+    """The factor file, read and validated now so a bad entry fails before any stage runs."""
+    if path is None:
+        return None
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"{where}: expected a path to a factor file")
+    if llm is None:
+        raise ConfigError(f"{where}: user-defined factors are LLM factors; set annotate.llm")
+    load_definitions(path)
+    return path
 
 
 def _optional_float(value: Any, where: str) -> float | None:
@@ -224,7 +239,7 @@ def _annotate(job: JobConfig, pairs_dir: str, output: str, address: str | None, 
         return annotate(pairs_dir, output, factors=job.factors, address=address, progress=progress)
     return annotate(pairs_dir, output, factors=job.factors, llm=job.annotate_llm, endpoints=job.endpoints,
                     cache_dir=_llm_cache(job), max_cost=job.annotate_max_cost, llm_calls=job.annotate_llm_calls,
-                    address=address, progress=progress)
+                    factor_file=job.factor_file, address=address, progress=progress)
 
 
 def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str], None],

@@ -14,6 +14,8 @@ corpora:
 models: []            # endpoint names (see endpoints); the judge and generate stages run for each
 endpoints: null       # the endpoints file (default $PROFILE_ENDPOINTS); required when models is set
 factors: null         # rule factors to annotate (default: all)
+factor_file: null     # user-defined LLM factors (docs/discovery.md), scored by endpoint annotate_llm
+annotate_llm: null    # endpoint of the annotator; required with factor_file
 reduce: {bootstrap: 200, seed: 0, confidence: 0.95, alignment_factors: task}  # task (default), all, or names
 drift: {reference: human, max_drop: {kendall_tau_b: 0.2, sign_agreement: 0.2, mean_abs_diff: 0.1}, require_significant: true}
 ```
@@ -32,6 +34,7 @@ from profile_dist.workflows.audit.drift import DriftPolicy
 from profile_dist.errors import ConfigError
 from profile_dist.sources import get_source
 from profile_dist.factor_sets import AlignmentFactors
+from profile_dist.user_factors import load_definitions
 
 DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DEFAULT_ROWS_PER_SHARD = 100_000
@@ -66,6 +69,8 @@ class AuditConfig:
     drift: DriftPolicy = field(default_factory=DriftPolicy)
     rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
     address: str | None = None
+    factor_file: str | None = None
+    annotate_llm: str | None = None
 
 
 def check_date(date: str) -> str:
@@ -160,7 +165,8 @@ def _alignment_factors(value: Any, where: str) -> str | tuple[str, ...] | None:
 
 
 def parse_audit_config(raw: Any, where: str) -> AuditConfig:
-    top = _keys(raw, {"output", "corpora", "models", "endpoints", "factors", "reduce", "drift", "rows_per_shard", "address"}, where)
+    top = _keys(raw, {"output", "corpora", "models", "endpoints", "factors", "reduce", "drift", "rows_per_shard", "address",
+                     "factor_file", "annotate_llm"}, where)
     if not top:
         raise ConfigError(f"{where}: empty config; expected at least 'output' and 'corpora'")
     if "output" not in top:
@@ -197,7 +203,19 @@ def parse_audit_config(raw: Any, where: str) -> AuditConfig:
         confidence=confidence, alignment_factors=_alignment_factors(reduce_cfg.get("alignment_factors"), f"{where}: reduce"),
         drift=_drift(top.get("drift"), f"{where}: drift"), rows_per_shard=rows_per_shard,
         address=_typed(top, "address", str, where, None),
+        factor_file=_factor_file(top, where), annotate_llm=_typed(top, "annotate_llm", str, where, None),
     )
+
+
+def _factor_file(top: dict, where: str) -> str | None:
+    """The factor file, validated now (a bad entry fails before the audit starts); it needs annotate_llm."""
+    path = _typed(top, "factor_file", str, where, None)
+    if path is None:
+        return None
+    if not top.get("annotate_llm"):
+        raise ConfigError(f"{where}.factor_file: user-defined factors are LLM factors; set annotate_llm to an endpoint")
+    load_definitions(path)
+    return path
 
 
 def load_audit_config(path: str) -> AuditConfig:

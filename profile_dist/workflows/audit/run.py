@@ -26,6 +26,8 @@ from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.ingest import ingest
 from profile_dist.stages.reduce import reduce
+from profile_dist.factors.rules import RULE_FACTORS
+from profile_dist.user_factors import load_definitions
 
 if TYPE_CHECKING:
     from profile_dist.workflows.models import ModelStage, Target
@@ -109,7 +111,8 @@ def prepare_corpus(config: AuditConfig, layout: AuditLayout, corpus: AuditCorpus
             data.new_files += 1
         manifest = storage.read_json(manifest_path)
         annotations_dir = layout.annotations_dir(corpus.name, print_)
-        done = annotate(pairs_dir, annotations_dir, factors=list(config.factors) if config.factors else None, address=address, progress=progress)
+        factors, llm_args = audit_factors(config)
+        done = annotate(pairs_dir, annotations_dir, factors=factors, address=address, progress=progress, **llm_args)
         if done.shards_done:
             say(f"{corpus.name}: " + "; ".join(done.lines()))
         data.pairs_dirs.append(pairs_dir)
@@ -323,3 +326,13 @@ def failure_paragraph(date: str, error: BaseException) -> str:
         f"Audit {date} FAILED: {reason}. Nothing was published for this date. Fix the cause and rerun the same "
         f"command: ingested files and finished annotation shards are kept and skipped. Status: failed (exit {EXIT_FAILED})."
     )
+
+
+def audit_factors(config: AuditConfig) -> tuple[list[str] | None, dict[str, Any]]:
+    """The factors the audit annotates and the annotator: the configured (or every rule) factors, plus the
+    factor file's user-defined ones scored through ``annotate_llm`` (never the built-in LLM factors)."""
+    names = list(config.factors) if config.factors else None
+    if not config.factor_file:
+        return names, {}
+    names = (names or list(RULE_FACTORS)) + [d.name for d in load_definitions(config.factor_file)]
+    return names, {"llm": config.annotate_llm, "endpoints": config.endpoints, "factor_file": config.factor_file}
