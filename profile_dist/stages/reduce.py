@@ -26,7 +26,8 @@ import pyarrow.dataset as pads
 import ray
 from tqdm import tqdm
 
-from profile_dist import published, schema, storage
+from profile_dist import schema, storage
+from profile_dist.layout import published
 from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.factor_sets import AlignmentFactors

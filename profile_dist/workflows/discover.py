@@ -44,6 +44,7 @@ from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.reduce import reduce
 from profile_dist.stages.runtime import ensure_ray
+from profile_dist.layout.results import REPORT_MD, table_path
 
 PROPOSAL, VALIDATION = "proposal", "validation"
 
@@ -389,7 +390,7 @@ def discover(
     section = discovery_section(summary, kept, validation, cand_values, text, src, examples)
     storage.write_bytes_atomic(section.encode(), storage.join(output, "discovery.md"))
     # The validation report, where the candidates sit next to the built-in factors, carries the section too.
-    report_md = storage.join(reduce_dir, "report.md")
+    report_md = storage.join(reduce_dir, REPORT_MD)
     storage.write_bytes_atomic(storage.read_bytes(report_md) + b"\n" + section.encode(), report_md)
     storage.write_json_atomic({"stage": "discover", "pairs": pairs_dir, "annotations": list(annotation_dirs),
                                "task": task, "source": source, "seed": seed, "split": "sha256(seed, prompt_id) parity",
@@ -423,8 +424,8 @@ def _judge_candidates(reduce_dir: str, defs: list[FactorDefinition], merged: lis
                       ) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     labeler, setting = source.rsplit("/", 1)
     where = (pl.col("task") == task) & (pl.col("labeler") == labeler) & (pl.col("setting") == setting)
-    influence = pl.read_parquet(storage.read_bytes(storage.join(reduce_dir, "influence.parquet"))).filter(where)
-    adjusted = pl.read_parquet(storage.read_bytes(storage.join(reduce_dir, "adjusted.parquet"))).filter(where)
+    influence = pl.read_parquet(storage.read_bytes(table_path(reduce_dir, "influence"))).filter(where)
+    adjusted = pl.read_parquet(storage.read_bytes(table_path(reduce_dir, "adjusted"))).filter(where)
     ids = list(set(validation["preferred_id"]) | set(validation["other_id"]))
     values = factor_values(list(annotation_dirs) + [ann_dir], ids, known + [d.name for d in defs])
     existing = {f: col for f, col in zip(known, pair_diffs(validation, values, known).T)}
