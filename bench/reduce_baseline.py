@@ -30,7 +30,8 @@ from scipy import stats as sps
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synth  # noqa: E402
 from profile_dist.analysis.partials import ReduceConfig  # noqa: E402
-from profile_dist.stages.reduce import map_reduce, result_tables  # noqa: E402
+from profile_dist.analysis.tables import result_tables  # noqa: E402
+from profile_dist.stages.reduce import map_reduce  # noqa: E402
 
 
 def baseline_frame(n_pairs: int, shard_pairs: int, seed: int) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Coverage of the reduce's 95% intervals for tau, by simulation with a planted true tau.
 
 Every simulated corpus goes through the real map (``partials.map_batch``, random 32-hex pair and prompt
-ids, hashed as the reduce hashes them) and the real interval (``stages.reduce.Results.tau_interval``:
+ids, hashed as the reduce hashes them) and the real interval (``analysis.tables.Results.tau_interval``:
 Wilson score on C / (C + D) over (C + D) / design effect pairs); we count how often the interval covers
 the planted tau. The old interval (the percentile of the same bootstrap replicates) is counted beside it.
 
@@ -45,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from synth import hex_ids  # noqa: E402
 from profile_dist.analysis import stats  # noqa: E402
 from profile_dist.analysis.partials import DiffBatch, ReduceConfig, map_batch  # noqa: E402
-from profile_dist.stages.reduce import Results  # noqa: E402
+from profile_dist.analysis.tables import Results  # noqa: E402
 
 GROUP = ("sim", "generation", "t")
 K = 5

@@ -28,7 +28,8 @@ import ray.cloudpickle
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synth  # noqa: E402
 from profile_dist.analysis.partials import ReduceConfig  # noqa: E402
-from profile_dist.stages.reduce import map_reduce, result_tables  # noqa: E402
+from profile_dist.analysis.tables import result_tables  # noqa: E402
+from profile_dist.stages.reduce import map_reduce  # noqa: E402
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -21,18 +21,18 @@ import polars as pl
 import pyarrow as pa
 
 from profile_dist import schema, storage
-from profile_dist.errors import ConfigError
+from profile_dist.layout import results as results_layout
 from profile_dist.report.build import strongest_findings, strongest_rows
 from profile_dist.report.html import page_data, render_html
 from profile_dist.report.results import load_results
 
 # accessor name -> (file, schema, written by every reduce?)
-TABLES: dict[str, tuple[str, pa.Schema, bool]] = {
-    "influence": ("influence.parquet", schema.INFLUENCE, True),
-    "alignment": ("alignment.parquet", schema.ALIGNMENT, True),
-    "skipped": ("skipped.parquet", schema.SKIPPED, True),
-    "adjusted": ("adjusted.parquet", schema.ADJUSTED, False),
-    "gap": ("gap.parquet", schema.GAP, False),
+TABLES: dict[str, tuple[pa.Schema, bool]] = {
+    "influence": (schema.INFLUENCE, True),
+    "alignment": (schema.ALIGNMENT, True),
+    "skipped": (schema.SKIPPED, True),
+    "adjusted": (schema.ADJUSTED, False),
+    "gap": (schema.GAP, False),
 }
 
 
@@ -70,8 +70,8 @@ class Results:
         self.directory = directory
 
     def _table(self, name: str) -> pl.DataFrame:
-        file, table_schema, _ = TABLES[name]
-        path = storage.join(self.directory, file)
+        table_schema, _ = TABLES[name]
+        path = results_layout.table_path(self.directory, name)
         table = storage.read_parquet(path, table_schema) if storage.exists(path) else table_schema.empty_table()
         return pl.from_arrow(table)  # type: ignore[return-value]
 
@@ -96,8 +96,7 @@ class Results:
         return self._table("skipped")
 
     def manifest(self) -> dict[str, Any]:
-        path = storage.join(self.directory, "_manifest.json")
-        return storage.read_json(path) if storage.exists(path) else {}
+        return results_layout.read_manifest(self.directory)
 
     def summary(self) -> ResultsSummary:
         influence = self.influence()
@@ -143,10 +142,5 @@ def open_results(directory: str) -> Results:
     DataFrames (influence, alignment, adjusted, gap, skipped), ``summary()``, and the heatmaps inline
     in Jupyter. Raises ConfigError naming the directory when it is not a reduce output."""
     directory = str(directory)
-    manifest_path = storage.join(directory, "_manifest.json")
-    if not storage.exists(storage.join(directory, "influence.parquet")):
-        stage = storage.read_json(manifest_path).get("stage") if storage.exists(manifest_path) else None
-        what = f"it is the output of `profile-dist {stage}`" if stage and stage != "reduce" else "no influence.parquet"
-        raise ConfigError(f"{directory}: not a `profile-dist reduce` output directory ({what}); "
-                          "open the directory given to reduce --output")
+    results_layout.require_results_dir(directory)
     return Results(directory)

@@ -24,10 +24,13 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A real local Ray runtime, started once (starting Ray takes seconds)."""
+    """The one real local Ray runtime of the session, for every test directory (starting Ray takes seconds;
+    shut down at the end only if started here)."""
     import ray
 
-    if not ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
-    ray.shutdown()
+    if started:
+        ray.shutdown()

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from profile_dist import ids, published, schema
+from profile_dist import ids, schema
+from profile_dist.layout import published
 from profile_dist.errors import BadInputError
 from profile_dist.sources import RawPair, RowProblem, get_source
 from profile_dist.sources.batches import plan_lines

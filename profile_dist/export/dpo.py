@@ -38,6 +38,7 @@ from profile_dist import schema, storage
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.export import ONLY_LONGER, SOURCES  # noqa: F401  (ONLY_LONGER re-exported)
 from profile_dist.export.rules import DropRule
+from profile_dist.layout.results import require_results_dir
 
 FORMAT = "dpo-jsonl/v1"
 
@@ -67,12 +68,7 @@ def _digest(files: list[str]) -> str:
 
 
 def _inputs(results: str) -> tuple[list[str], list[str], list[str]]:
-    path = storage.join(results, "_manifest.json")
-    if not storage.exists(path):
-        raise BadInputError(path, None, "_manifest.json", "missing; is this the output directory of `profile-dist reduce`?")
-    manifest = storage.read_json(path)
-    if manifest.get("stage") != "reduce":
-        raise BadInputError(path, None, "stage", f"is {manifest.get('stage')!r}, expected 'reduce'")
+    manifest = require_results_dir(results, manifest=True)
     return list(manifest["pairs"]), list(manifest["annotations"]), list(manifest["factors"])
 
 

@@ -10,6 +10,7 @@ from profile_dist.report.html import write_html
 from profile_dist.report.markdown import render_markdown, source_label
 from profile_dist.report.results import MIN_DECIDED_PAIRS, load_results
 from profile_dist.report.simulated import Simulated
+from profile_dist.layout.results import REPORT_MD, RESULTS_JSON
 
 
 @dataclass
@@ -63,8 +64,8 @@ def build_report(results_dir: str, output: str | None = None, *, history: list[s
     results = load_results(results_dir)
     findings = strongest_findings(results)
     results["findings"] = findings
-    markdown_path = storage.join(output, "report.md")
-    json_path = storage.join(output, "results.json")
+    markdown_path = storage.join(output, REPORT_MD)
+    json_path = storage.join(output, RESULTS_JSON)
     storage.write_bytes_atomic(render_markdown(results, findings).encode(), markdown_path)
     storage.write_json_atomic(results, json_path)
     html_path = write_html(results, results_dir, output, history=history, strongest=strongest_rows(results))

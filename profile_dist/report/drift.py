@@ -18,6 +18,7 @@ from profile_dist import schema, storage
 from profile_dist.errors import ConfigError
 from profile_dist.report.replicates import CellKey, interval, load_replicate_taus
 from profile_dist.report.results import load_results
+from profile_dist.layout.results import RESULTS_JSON, table_path
 
 
 @dataclass
@@ -36,9 +37,9 @@ def audit_label(path: str) -> str:
 
 
 def load_audit(path: str) -> Audit:
-    if storage.exists(storage.join(path, "influence.parquet")):
+    if storage.exists(table_path(path, "influence")):
         return Audit(audit_label(path), path, load_results(path)["influence"], load_replicate_taus(path))
-    json_path = storage.join(path, "results.json")
+    json_path = storage.join(path, RESULTS_JSON)
     if storage.exists(json_path):
         results = storage.read_json(json_path)
         if not isinstance(results, dict) or not isinstance(results.get("influence"), list):

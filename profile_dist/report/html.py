@@ -29,6 +29,7 @@ from profile_dist.report.markdown import JUDGE_AGREEMENT_EXPLAINED, alignment_no
 from profile_dist.report.replicates import load_replicate_taus
 from profile_dist.report.simulated import Simulated
 from profile_dist.report.results import MIN_DECIDED_PAIRS
+from profile_dist.layout.results import REPORT_HTML
 
 PLAIN_TAU = (
     "For each factor (length, lists, bold text, ...) and each source of preferences (human raters, or a model "
@@ -242,7 +243,7 @@ def write_html(
     results: dict[str, Any], results_dir: str, output: str, *, history: list[str] | None = None,
     strongest: list[dict[str, Any]] | None = None,
 ) -> str:
-    path = storage.join(output, "report.html")
+    path = storage.join(output, REPORT_HTML)
     data = page_data(results, results_dir, history=history, strongest=strongest)
     storage.write_bytes_atomic(render_html(data, results).encode("utf-8"), path)
     return path

@@ -12,13 +12,14 @@ import polars as pl
 
 from profile_dist import schema, storage
 from profile_dist.analysis import stats
+from profile_dist.layout.results import table_path
 
 CellKey = tuple[str, str, str, str]  # labeler, setting, task, factor
 
 
 def load_replicate_taus(results_dir: str) -> dict[CellKey, np.ndarray]:
     """(labeler, setting, task, factor) -> tau per replicate (NaN where C + D == 0); {} without the table."""
-    path = storage.join(results_dir, "replicates.parquet")
+    path = table_path(results_dir, "replicates")
     if not storage.exists(path):
         return {}
     table = pl.from_arrow(storage.read_parquet(path, schema.REPLICATES)).sort(["labeler", "setting", "task", "factor", "replicate"])

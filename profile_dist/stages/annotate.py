@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import ray
 
-from profile_dist import published, schema, storage
+from profile_dist import schema, storage
+from profile_dist.layout import published
 from profile_dist.errors import ConfigError
 from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.factors.llm_calls import SINGLE, Usage

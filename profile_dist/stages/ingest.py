@@ -30,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 
-from profile_dist import ids, published, schema, storage
+from profile_dist import ids, schema, storage
+from profile_dist.layout import published
 from profile_dist.analysis import stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.sources import RowProblem, get_source

@@ -38,14 +38,13 @@ from profile_dist.analysis.adjusted import fit_bradley_terry, standardise
 from profile_dist.errors import ConfigError
 from profile_dist.user_factors import FactorDefinition, dump_definitions, parse_definitions, prompt_for
 from profile_dist.factors.llm_calls import spec_requests
-from profile_dist.llm.endpoints import EndpointConfigError, get_endpoint
-from profile_dist.llm.engine import LLMEngine
-from profile_dist.llm.step import cache_dir_for
+from profile_dist.llm.step import LLMStep
 from profile_dist.prompts.discover import ShownPair, proposal_request
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
 from profile_dist.stages.reduce import reduce
 from profile_dist.stages.runtime import ensure_ray
+from profile_dist.layout.results import REPORT_MD, table_path
 
 PROPOSAL, VALIDATION = "proposal", "validation"
 
@@ -344,20 +343,19 @@ def discover(
              for p, a, b in zip(picked["prompt_id"], picked["preferred_id"], picked["other_id"])]
     requests = [proposal_request(shown[i:i + batch_size], known, task) for i in range(0, len(shown), batch_size)]
     summary.shown = len(shown)
-    try:
-        proposer, annotator = get_endpoint(llm, endpoints), get_endpoint(annotate_llm, endpoints)
-    except EndpointConfigError as exc:
-        raise ConfigError(str(exc)) from None
-    cache_dir = cache_dir_for(output, cache_dir)
+    # One step for both phases: one reply cache, --max-cost over both, one cost record per phase.
+    step = LLMStep("discover", output, endpoints=endpoints, cache_dir=cache_dir, max_cost=max_cost,
+                   dry_run=dry_run, progress=bool(progress))
+    proposer, annotator = step.endpoint(llm), step.endpoint(annotate_llm)
     ensure_ray(address)
     if dry_run:
-        summary.dry_run = _dry_run(requests, corpus, candidates, task, proposer, annotator, cache_dir, pairs_dir)
+        summary.dry_run = _dry_run(step, requests, corpus, candidates, task, proposer, annotator)
         return summary
     storage.write_parquet_atomic(schema.conform(corpus.pairs.select("prompt_id", "half").unique().sort("prompt_id").to_arrow(),
                                                 SPLIT, where="split"), storage.join(output, "split.parquet"))
-    with LLMEngine(proposer, cache_dir, max_cost=max_cost, progress=bool(progress), desc="discover (propose)") as engine:
+    with step.engine("propose", proposer, desc="discover (propose)") as engine:
         results = engine.run(requests)
-        spent = float(engine.summary.get("spend", 0.0) or 0.0)
+    spent = float(step.records[-1]["spend"] or 0.0)
     proposals = [p for r in results if r.ok for p in r.value.get("proposals", [])]
     failed = sum(1 for r in results if not r.ok)
     summary.proposals = len(proposals)
@@ -374,8 +372,8 @@ def discover(
 
     names = [d.name for d in defs]
     ann_dir = storage.join(output, "annotations")
-    annotate(validation_dir, ann_dir, factors=names, llm=annotate_llm, endpoints=endpoints, cache_dir=cache_dir,
-             max_cost=None if max_cost is None else max(0.0, max_cost - spent), factor_file=candidates_file,
+    annotate(validation_dir, ann_dir, factors=names, llm=annotate_llm, endpoints=endpoints, cache_dir=step.cache,
+             max_cost=step.remaining(), factor_file=candidates_file,
              address=address, progress=progress)
     reduce_dir = storage.join(output, "reduce")
     reduce([validation_dir], list(annotation_dirs) + [ann_dir], reduce_dir, n_bootstrap=n_bootstrap, seed=seed,
@@ -392,31 +390,31 @@ def discover(
     section = discovery_section(summary, kept, validation, cand_values, text, src, examples)
     storage.write_bytes_atomic(section.encode(), storage.join(output, "discovery.md"))
     # The validation report, where the candidates sit next to the built-in factors, carries the section too.
-    report_md = storage.join(reduce_dir, "report.md")
+    report_md = storage.join(reduce_dir, REPORT_MD)
     storage.write_bytes_atomic(storage.read_bytes(report_md) + b"\n" + section.encode(), report_md)
     storage.write_json_atomic({"stage": "discover", "pairs": pairs_dir, "annotations": list(annotation_dirs),
                                "task": task, "source": source, "seed": seed, "split": "sha256(seed, prompt_id) parity",
                                "proposal_pairs": proposal.height, "validation_pairs": validation.height,
                                "shown": len(shown), "batch_size": batch_size, "candidates": candidates,
-                               "proposer": proposer.model, "annotator": annotator.model, "merge_notes": notes},
+                               "proposer": proposer.model, "annotator": annotator.model, "merge_notes": notes,
+                               "llm": step.records},
                               storage.join(output, "_manifest.json"))
     return summary
 
 
-def _dry_run(requests, corpus: Corpus, n: int, task: str, proposer, annotator, cache_dir: str, pairs_dir: str
-             ) -> dict[str, Any]:
-
-    with LLMEngine(proposer, cache_dir, progress=False) as engine:
-        propose = engine.dry_run(requests).as_dict()
+def _dry_run(step: LLMStep, requests, corpus: Corpus, n: int, task: str, proposer, annotator) -> dict[str, Any]:
+    """Both phases priced, nothing sent: the proposals as they will be asked, the validation annotations at
+    ``n`` placeholder candidates of typical size (the real ones are not known yet)."""
+    with step.engine("propose", proposer, desc="discover (propose)") as engine:
+        propose = dict(engine.project([requests]))
     validation = corpus.pairs.filter(pl.col("half") == VALIDATION)
     ids = set(validation["preferred_id"]) | set(validation["other_id"])
     src = corpus.prompts.select("prompt_id", pl.coalesce("source", "text").alias("source_text"))
     frame = corpus.responses.filter(pl.col("response_id").is_in(list(ids))).join(src, on="prompt_id", how="left")
     frame = frame.with_columns(source_text=pl.coalesce("source", "source_text"))
     annotate_requests = [r for i in range(n) for r in spec_requests(prompt_for(_placeholder(i, task)), frame) if r]
-    with LLMEngine(annotator, cache_dir, progress=False) as engine:
-        validate = engine.dry_run(annotate_requests).as_dict()
-    validate["note"] = f"{n} candidate(s) of typical size x {frame.height} validation responses; the real ones are not known yet"
+    note = f"{n} candidate(s) of typical size x {frame.height} validation responses; the real ones are not known yet"
+    validate = {**step.plan("validate", annotator, annotate_requests, "placeholder candidates"), "note": note}
     total = {k: propose[k] + validate[k] for k in ("requests", "to_send", "input_tokens", "output_tokens", "cost")}
     return {"propose": propose, "validate": validate, "total": total}
 
@@ -426,8 +424,8 @@ def _judge_candidates(reduce_dir: str, defs: list[FactorDefinition], merged: lis
                       ) -> tuple[list[dict[str, Any]], pl.DataFrame]:
     labeler, setting = source.rsplit("/", 1)
     where = (pl.col("task") == task) & (pl.col("labeler") == labeler) & (pl.col("setting") == setting)
-    influence = pl.read_parquet(storage.read_bytes(storage.join(reduce_dir, "influence.parquet"))).filter(where)
-    adjusted = pl.read_parquet(storage.read_bytes(storage.join(reduce_dir, "adjusted.parquet"))).filter(where)
+    influence = pl.read_parquet(storage.read_bytes(table_path(reduce_dir, "influence"))).filter(where)
+    adjusted = pl.read_parquet(storage.read_bytes(table_path(reduce_dir, "adjusted"))).filter(where)
     ids = list(set(validation["preferred_id"]) | set(validation["other_id"]))
     values = factor_values(list(annotation_dirs) + [ann_dir], ids, known + [d.name for d in defs])
     existing = {f: col for f, col in zip(known, pair_diffs(validation, values, known).T)}

@@ -10,6 +10,7 @@ import pytest
 from profile_dist.stages.ingest import ingest
 from profile_dist.testing.llm_server import ServerProcess
 from profile_dist.testing.sim_discover import planted_rows
+from profile_dist.testing.endpoints import write_endpoints_file
 
 KEY_ENV, KEY = "PROFILE_TEST_DISCOVER_KEY", "sk-discover-test-0123456789"
 
@@ -42,11 +43,5 @@ def server():
 @pytest.fixture
 def endpoints(tmp_path, server, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
-    path = tmp_path / "endpoints.yaml"
-    lines = ["endpoints:"]
-    for name, model in (("annotator", "test-judge"), ("proposer", "test-judge")):
-        lines += [f"  {name}:", f"    base_url: {server.base_url}", f"    model: {model}",
-                  f"    api_key_env: {KEY_ENV}", "    max_concurrency: 8",
-                  "    price_per_1k: {input: 0.001, output: 0.002}"]
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
+    return write_endpoints_file(tmp_path / "endpoints.yaml", server.base_url,
+                                {"annotator": "test-judge", "proposer": "test-judge"}, key_env=KEY_ENV, max_concurrency=8)

@@ -9,6 +9,7 @@ import pytest
 
 from profile_dist.stages.ingest import ingest
 from profile_dist.testing.llm_server import ServerProcess
+from profile_dist.testing.endpoints import write_endpoints_file
 
 KEY_ENV, KEY = "PROFILE_TEST_FACTORS_KEY", "sk-factors-test-0123456789"
 
@@ -56,17 +57,8 @@ def corpus(tmp_path, ray_session):
 
 
 def endpoints_file(tmp_path, server: ServerProcess) -> str:
-    path = tmp_path / "endpoints.yaml"
-    path.write_text(
-        "endpoints:\n"
-        "  judge:\n"
-        f"    base_url: {server.base_url}\n"
-        "    model: test-judge\n"
-        f"    api_key_env: {KEY_ENV}\n"
-        "    max_concurrency: 8\n"
-        "    price_per_1k: {input: 0.001, output: 0.002}\n"
-    )
-    return str(path)
+    return write_endpoints_file(tmp_path / "endpoints.yaml", server.base_url, {"judge": "test-judge"},
+                                key_env=KEY_ENV, max_concurrency=8)
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from typing import Callable
 
 import polars as pl
 
+from profile_dist.testing.endpoints import write_endpoints_file
+
 REPO = Path(__file__).resolve().parents[2]
 # Recognisable on purpose: the secrets test searches everything written for these.
 KEY_ENV, KEY = "PROFILE_TEST_FAULTS_KEY", "sk-PLANTED-faults-7f3a9c1e5b2d4068"
@@ -21,23 +23,9 @@ KEY_ENV, KEY = "PROFILE_TEST_FAULTS_KEY", "sk-PLANTED-faults-7f3a9c1e5b2d4068"
 def endpoints_file(path: Path, base_url: str, *, concurrency: int = 4, timeout_s: float | None = None,
                    max_attempts: int | None = None, workers: int = 1, name: str = "judge",
                    model: str = "test-judge", key_env: str = KEY_ENV) -> str:
-    extra = ""
-    if timeout_s is not None:
-        extra += f"    timeout_s: {timeout_s}\n"
-    if max_attempts is not None:
-        extra += f"    max_attempts: {max_attempts}\n"
-    path.write_text(
-        "endpoints:\n"
-        f"  {name}:\n"
-        f"    base_url: {base_url}\n"
-        f"    model: {model}\n"
-        f"    api_key_env: {key_env}\n"
-        f"    max_concurrency: {concurrency}\n"
-        f"    workers: {workers}\n"
-        "    backoff_base_s: 0.05\n"
-        "    backoff_max_s: 0.5\n"
-        "    price_per_1k: {input: 0.001, output: 0.002}\n" + extra)
-    return str(path)
+    return write_endpoints_file(path, base_url, {name: model}, key_env=key_env, max_concurrency=concurrency,
+                                workers=workers, backoff_base_s=0.05, backoff_max_s=0.5, timeout_s=timeout_s,
+                                max_attempts=max_attempts)
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Fixtures for the LLM engine tests: one local Ray runtime per session, test servers as real processes."""
+"""Fixtures for the LLM engine tests: test servers as real processes (Ray: the root conftest's ``ray_session``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,6 @@ import pytest
 from llm_helpers import KEY, KEY_ENV
 
 from profile_dist.testing.llm_server import ServerProcess
-
-
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[Any]:
-    """The session's Ray (started here unless another fixture already did; Ray takes seconds to start)."""
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture

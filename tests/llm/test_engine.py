@@ -24,7 +24,7 @@ from profile_dist.testing.llm_server import reference_fluency
 from llm_helpers import KEY, KEY_ENV, endpoint_for
 from resume_driver import texts as resume_texts
 
-pytestmark = pytest.mark.usefixtures("ray_cluster", "api_key")
+pytestmark = pytest.mark.usefixtures("ray_session", "api_key")
 
 
 def texts(n: int, tag: str = "") -> list[str]:
@@ -303,13 +303,13 @@ def test_dry_run_projects_from_a_sample(llm_server, tmp_cache):
 
 
 def test_resume_after_sigkill_of_the_driver_pays_again_only_for_in_flight(llm_server, tmp_cache, tmp_path,
-                                                                         ray_cluster):
+                                                                         ray_session):
     server = llm_server("--latency-ms", "50", "150")
     n, concurrency = 120, 4
     in_flight_bound = 2 * concurrency  # dispatched and not yet returned: one running batch + one queued
     driver = Path(__file__).with_name("resume_driver.py")
     out = tmp_path / "out.json"
-    cmd = [sys.executable, str(driver), "--address", ray_cluster.get_runtime_context().gcs_address,
+    cmd = [sys.executable, str(driver), "--address", ray_session.get_runtime_context().gcs_address,
            "--base-url", server.base_url, "--key-env", KEY_ENV, "--cache", tmp_cache, "--out", str(out),
            "--n", str(n), "--concurrency", str(concurrency)]
     env = {**os.environ, KEY_ENV: KEY, "PYTHONPATH": os.pathsep.join(sys.path)}

@@ -18,7 +18,7 @@ from profile_dist.testing.llm_server import reference_fluency
 
 from llm_helpers import endpoint_for
 
-pytestmark = pytest.mark.usefixtures("ray_cluster", "api_key")
+pytestmark = pytest.mark.usefixtures("ray_session", "api_key")
 
 
 def texts(n: int, tag: str = "") -> list[str]:

@@ -36,7 +36,7 @@ def test_read_timeout_is_the_p99_times_the_factor_within_floor_and_default():
     assert fixed.timeout() == 30.0  # adaptation off
 
 
-@pytest.mark.usefixtures("ray_cluster", "api_key")
+@pytest.mark.usefixtures("ray_session", "api_key")
 def test_a_stalled_reply_is_abandoned_within_the_read_timeout_and_asked_again(llm_server, tmp_cache):
     # Stalls last 120 s and the configured timeout is 60 s; healthy replies take 5-20 ms. The stalls start
     # with the run, before any latency is known: those requests get the adaptive timeout when it is.

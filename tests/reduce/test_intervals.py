@@ -23,7 +23,7 @@ from profile_dist.analysis import stats
 from profile_dist.analysis.partials import DiffBatch, ReduceConfig, UnitSketch, map_batch
 from profile_dist.errors import ConfigError
 from profile_dist.workflows.job import parse_job
-from profile_dist.stages.reduce import Results, influence_table
+from profile_dist.analysis.tables import Results, influence_table
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "bench"))

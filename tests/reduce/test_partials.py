@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from profile_dist import ids
 from profile_dist.analysis import stats
 from profile_dist.analysis.partials import DiffBatch, Partial, ReduceConfig, bucket_of, map_batch, replicate_counts, replicate_weights
-from profile_dist.stages.reduce import result_tables
+from profile_dist.analysis.tables import result_tables
 
 GROUPS = [("human", "human", "t"), ("m", "evaluation", "t"), ("m", "generation", "t")]
 FACTORS = ("f0", "f1", "f2")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from profile_dist.report.markdown import adjusted_section
-from profile_dist.stages.reduce import disagreement
+from profile_dist.analysis.tables import disagreement
 
 
 def row(factor: str, tau: tuple, bt: tuple, why: str) -> dict:

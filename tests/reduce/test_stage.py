@@ -15,7 +15,8 @@ from profile_dist import ids
 from profile_dist.analysis import stats
 from profile_dist.errors import ConfigError
 from profile_dist.analysis.partials import DiffBatch, Partial, ReduceConfig, map_batch
-from profile_dist.stages.reduce import map_reduce, result_tables
+from profile_dist.analysis.tables import result_tables
+from profile_dist.stages.reduce import map_reduce
 
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers cannot import test modules
 FACTORS = ("length", "facts", "clarity", "formality")

@@ -7,7 +7,8 @@ import json
 import pyarrow as pa
 import pytest
 
-from profile_dist import published, storage
+from profile_dist import storage
+from profile_dist.layout import published
 from profile_dist.workflows.demo import write_demo_corpus
 from profile_dist.stages.ingest import TABLES, ingest
 

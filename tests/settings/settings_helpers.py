@@ -6,6 +6,7 @@ import json
 import random
 
 from profile_dist.testing.llm_server import ServerProcess
+from profile_dist.testing.endpoints import write_endpoints_file
 
 KEY_ENV, KEY = "PROFILE_TEST_SETTINGS_KEY", "sk-settings-test-0123456789"
 MODEL, RATER = "sim-model", "sim-rater"
@@ -44,13 +45,8 @@ def write_human_corpus(path, n_pairs: int, n_prompts: int, ties: float = 0.0) ->
 
 
 def endpoints_file(tmp_path, server: ServerProcess) -> str:
-    path = tmp_path / "endpoints.yaml"
-    entries = "".join(
-        f"  {name}:\n    base_url: {server.base_url}\n    model: {model}\n    api_key_env: {KEY_ENV}\n"
-        f"    max_concurrency: 16\n    price_per_1k: {{input: 0.001, output: 0.002}}\n"
-        for name, model in (("model", MODEL), ("rater", RATER)))
-    path.write_text("endpoints:\n" + entries)
-    return str(path)
+    return write_endpoints_file(tmp_path / "endpoints.yaml", server.base_url, {"model": MODEL, "rater": RATER},
+                                key_env=KEY_ENV, max_concurrency=16)
 
 
 def planted_server(*behaviour: str) -> ServerProcess:

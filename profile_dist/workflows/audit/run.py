@@ -28,6 +28,7 @@ from profile_dist.stages.ingest import ingest
 from profile_dist.stages.reduce import reduce
 from profile_dist.factors.rules import RULE_FACTORS
 from profile_dist.user_factors import load_definitions
+from profile_dist.layout.results import read_manifest, table_path
 
 if TYPE_CHECKING:
     from profile_dist.workflows.models import ModelStage, Target
@@ -126,11 +127,10 @@ def prepare_corpus(config: AuditConfig, layout: AuditLayout, corpus: AuditCorpus
 
 
 def _audit_taus(directory: str) -> drift.AuditTaus:
-    manifest_path = storage.join(directory, "_manifest.json")
-    manifest = storage.read_json(manifest_path) if storage.exists(manifest_path) else {}
+    manifest = read_manifest(directory)
     return drift.AuditTaus.from_tables(
-        storage.read_parquet(storage.join(directory, "influence.parquet"), schema.INFLUENCE),
-        storage.read_parquet(storage.join(directory, "replicates.parquet"), schema.REPLICATES),
+        storage.read_parquet(table_path(directory, "influence"), schema.INFLUENCE),
+        storage.read_parquet(table_path(directory, "replicates"), schema.REPLICATES),
         (manifest.get("alignment") or {}).get("factors"),  # absent before the reduce recorded its factor sets
     )
 
@@ -138,8 +138,8 @@ def _audit_taus(directory: str) -> drift.AuditTaus:
 def _bootstrap_notes(previous_dir: str, current_dir: str) -> list[str]:
     """Replicates pair up only when both audits drew them alike; say so when they did not."""
     keys = ("n_bootstrap", "seed", "bootstrap")
-    before = storage.read_json(storage.join(previous_dir, "_manifest.json"))
-    now = storage.read_json(storage.join(current_dir, "_manifest.json"))
+    before = read_manifest(previous_dir)
+    now = read_manifest(current_dir)
     differing = [k for k in keys if before.get(k) != now.get(k)]
     if not differing:
         return []

@@ -42,6 +42,7 @@ from profile_dist import ids, schema, storage
 from profile_dist.errors import ConfigError
 from profile_dist.workflows.improve.compare import Audit, Source, arm_alignment, ci_fields, fmt, reference_source, with_interval
 from profile_dist.prompts.best_of_n import CandidatePrompt
+from profile_dist.layout.results import table_path
 
 PICKS = ("knockout", "pointwise")
 DATASET = "best_of_n"
@@ -307,9 +308,9 @@ def best_of_n(
         table = vs_generation(Audit.load(results_dir), (labeler, "evaluation"), (judge_ep.model, "generation"))
         storage.write_parquet_atomic(table, storage.join(output, "best_of_n_vs_generation.parquet"))
         summary.vs_generation = table.to_pylist()
-    influence = pl.from_arrow(storage.read_parquet(storage.join(results_dir, "influence.parquet")))
+    influence = pl.from_arrow(storage.read_parquet(table_path(results_dir, "influence")))
     summary.influence = influence.filter(pl.col("labeler") == labeler).sort("factor").to_dicts()
-    alignment = pl.from_arrow(storage.read_parquet(storage.join(results_dir, "alignment.parquet")))
+    alignment = pl.from_arrow(storage.read_parquet(table_path(results_dir, "alignment")))
     me = f"{labeler}/evaluation"
     summary.alignment = alignment.filter(((pl.col("source_x") == me) | (pl.col("source_y") == me))
                                          & (pl.col("source_x").str.ends_with("/human") | pl.col("source_y").str.ends_with("/human"))).to_dicts()

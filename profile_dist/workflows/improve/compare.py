@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from profile_dist import schema, storage
 from profile_dist.analysis import stats
-from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.errors import ConfigError
 from profile_dist.report.replicates import load_replicate_taus
+from profile_dist.layout.results import require_results_dir, table_path
 
 Source = tuple[str, str]  # labeler, setting
 
@@ -49,13 +50,8 @@ class Audit:
 
     @classmethod
     def load(cls, results: str) -> "Audit":
-        path = storage.join(results, "_manifest.json")
-        if not storage.exists(path):
-            raise BadInputError(path, None, "_manifest.json", "missing; is this the output directory of `profile-dist reduce`?")
-        manifest = storage.read_json(path)
-        if manifest.get("stage") != "reduce":
-            raise BadInputError(path, None, "stage", f"is {manifest.get('stage')!r}, expected 'reduce'")
-        influence = pl.from_arrow(storage.read_parquet(storage.join(results, "influence.parquet"), schema.INFLUENCE))
+        manifest = require_results_dir(results, manifest=True)
+        influence = pl.from_arrow(storage.read_parquet(table_path(results, "influence"), schema.INFLUENCE))
         replicates = load_replicate_taus(results)
         if not replicates:
             raise ConfigError(f"{results} has no bootstrap replicates (reduce --bootstrap 0); intervals of comparisons need them")

@@ -10,11 +10,11 @@ from typing import Any
 import pyarrow as pa
 
 from profile_dist import schema, storage
+from profile_dist.layout.published import MANIFEST
 
 #: The shard directories of a pairs directory and their schemas.
 PAIRS_DIR_TABLES = {"prompts": schema.PROMPTS, "responses": schema.RESPONSES, "pairs": schema.PAIRS,
                     "rejected": schema.REJECTED}
-MANIFEST = "_manifest.json"
 
 
 def write_ingest_shaped(output: str, tables: dict[str, pa.Table], extra: dict[str, pa.Table],
