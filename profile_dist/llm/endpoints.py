@@ -49,6 +49,19 @@ class EndpointConfigError(ConfigError, ValueError):
     """The endpoints file or an endpoint entry is wrong, or its key is missing from the environment."""
 
 
+class Secret:
+    """Keeps a value out of reprs, logs and Ray's task descriptions."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+
 @dataclass(frozen=True)
 class Price:
     input: float = 0.0  # per 1,000 prompt tokens

@@ -28,7 +28,7 @@ What a run does:
   dispatching it, so it stops cleanly (in-flight requests finish and are stored; BudgetExceededError
   carries the partial results as ``.results``) before the budget would be exceeded. Token counts are the
   pre-send estimates (:mod:`profile_dist.llm.tokens`), which overestimate English by about a third;
-- hands batches to the worker actors (:mod:`profile_dist.llm.worker`; all share the endpoint's limiter,
+- hands batches to the worker actors (:mod:`profile_dist.llm.worker`, started through :mod:`profile_dist.llm.actor`; all share the endpoint's limiter,
   :mod:`profile_dist.llm.limiter`); each reply is stored in the cache the moment it arrives (by a worker on
   the driver's node itself, by the driver for workers elsewhere), so a driver killed with SIGKILL and rerun
   pays again for at most the requests dispatched and not yet answered (at most 2 x in-flight per worker);
@@ -45,18 +45,18 @@ import concurrent.futures
 import math
 import os
 import uuid
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import ray
 
 from profile_dist.errors import ProfileDistError
 from profile_dist.llm.budget import BudgetExceededError, CostModel, Measured, Projection, project
 from profile_dist.llm.cache import open_reply_cache
-from profile_dist.llm.endpoints import Endpoint
+from profile_dist.llm.endpoints import Endpoint, Secret
 from profile_dist.llm.limiter import get_limiter
 from profile_dist.llm.progress import ProgressBar, RunStats
 from profile_dist.llm.request import LLMRequest, LLMResult, failure_reason, is_final
-from profile_dist.llm.worker import LLMWorker, Secret
+from profile_dist.llm.actor import LLMWorker
 
 _PREFETCH = 2  # batch feeders per worker: one batch running, one queued behind it (more while some stall)
 _MAX_RESTARTS = 8  # dead workers replaced per engine before the run fails (a crash loop is not transient)
@@ -79,8 +79,10 @@ class _Stop(Exception):
 class LLMEngine:
     def __init__(self, endpoint: Endpoint, cache_dir: str | os.PathLike[str], *, num_workers: int | None = None,
                  progress: bool = True, max_cost: float | None = None, retry_failed: bool = False,
-                 desc: str | None = None) -> None:
+                 desc: str | None = None, connect: Callable[[], None] | None = None) -> None:
         self.endpoint = endpoint
+        # How to reach Ray, called only when workers are needed: a fully cached run never starts Ray.
+        self._connect = connect or _connect_default
         self.cache = open_reply_cache(cache_dir)
         self.num_workers = num_workers or endpoint.workers
         self.in_flight = max(1, math.ceil(endpoint.max_concurrency / self.num_workers))
@@ -124,8 +126,7 @@ class LLMEngine:
         if self._workers:
             return
         api_key = self._api_key = Secret(self.endpoint.api_key())  # a missing key fails here, before anything is sent
-        if not ray.is_initialized():
-            ray.init()
+        self._connect()
         ep = self.endpoint
         if ep.limited:
             self._limiter = get_limiter(ep.rpm, ep.tpm, ep.limiter_id, quantize=ep.quantize, headroom=ep.headroom)
@@ -388,6 +389,11 @@ def _retryable(results: Any) -> dict[str, Any]:
     """How many of a run's unique requests failed transiently (the next run asks them again), by reason."""
     reasons = collections.Counter(failure_reason(r.error) for r in results if not r.final)
     return {"retryable": sum(reasons.values()), "retryable_by_reason": dict(reasons)}
+
+
+def _connect_default() -> None:
+    if not ray.is_initialized():
+        ray.init()
 
 
 def _run_coro(coro: Any) -> Any:

@@ -116,9 +116,11 @@ class LLMStep:
             return self.max_cost
         return max(0.0, self.max_cost - sum(r["spend"] for r in self.records))
 
-    def engine(self, role: str, endpoint: Endpoint, *, desc: str) -> "StepEngine":
-        """An engine bounded by :meth:`remaining`, keeping this step's books for ``role``."""
-        return StepEngine(self, role, endpoint, desc)
+    def engine(self, role: str, endpoint: Endpoint, *, desc: str,
+               connect: Callable[[], None] | None = None) -> "StepEngine":
+        """An engine bounded by :meth:`remaining`, keeping this step's books for ``role``; ``connect`` reaches
+        Ray when the engine first needs workers (see :class:`LLMEngine`)."""
+        return StepEngine(self, role, endpoint, desc, connect)
 
     def plan(self, role: str, endpoint: Endpoint, requests: Sequence[LLMRequest], note: str) -> dict[str, Any]:
         """The projection of requests whose texts do not exist yet (``requests`` are placeholders sized at a
@@ -142,11 +144,12 @@ class StepEngine:
     """An :class:`LLMEngine` (used as one: ``run``, ``dry_run``, ``summary``, ``endpoint``, ``cache``) that adds
     up its runs' counts and, on a clean exit outside a dry run, leaves its cost record with the step."""
 
-    def __init__(self, step: LLMStep, role: str, endpoint: Endpoint, desc: str) -> None:
+    def __init__(self, step: LLMStep, role: str, endpoint: Endpoint, desc: str,
+                 connect: Callable[[], None] | None = None) -> None:
         self.step, self.role = step, role
         self.max_cost = step.remaining()
         self.engine = LLMEngine(endpoint, step.cache, max_cost=self.max_cost, progress=step.progress is not False,
-                                desc=desc)
+                                desc=desc, connect=connect)
         self.totals: Counter = Counter()
         self.projection: dict[str, Any] | None = None
 

@@ -1,6 +1,6 @@
 """Async worker actors: many requests in flight each, one retry loop, structured replies.
 
-A worker (``LLMWorker``, one Ray actor process) takes a batch of requests and streams their results back
+A worker (``LLMWorker`` in :mod:`profile_dist.llm.actor`, one Ray actor process) takes a batch of requests and streams their results back
 as they finish (a Ray streaming generator yielding lists, coalescing what finished together). Each request:
 
 1. waits for an in-flight slot (``max_concurrency`` split over the workers) and a send slot from the
@@ -44,35 +44,20 @@ import collections
 import json
 import math
 import random
-import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
 import httpx2
 import openai
-import ray
 
 from profile_dist.llm import structured
 from profile_dist.llm.cache import ReplyCache
-from profile_dist.llm.endpoints import Endpoint
+from profile_dist.llm.endpoints import Endpoint, Secret
 from profile_dist.llm.limiter import Pacer, Slot, parse_duration
 from profile_dist.llm.request import is_final, reply_record
 from profile_dist.llm.tokens import TokenEstimator
 
 _FLUSH = object()  # queue sentinel: time to send what is held back
-
-class Secret:
-    """Keeps a value out of reprs, logs and Ray's task descriptions."""
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
 
 class _ModeSwitch(Exception):
     """The server rejected json_schema; resend at once in JSON mode."""
@@ -565,40 +550,3 @@ class WorkerCore:
                 404: f"not found: unknown model {self.ep.model!r} or wrong base_url"}[exc.status_code]
         return f"{self.ep.describe()}: {what} (HTTP {exc.status_code}; server said: " \
                f"{self._scrub(str(exc.message))[:200]})"
-
-
-@ray.remote(num_cpus=0)
-class LLMWorker:
-    """Ray shell of :class:`WorkerCore` (async actor: all calls share one event loop)."""
-
-    def __init__(self, endpoint: Endpoint, api_key: Secret, worker_id: str, limiter: Any | None,
-                 in_flight: int, cache_dir: str | None = None, driver_node: str | None = None,
-                 hold: bool = False) -> None:
-        # The cache directory is the driver's: only a worker on the same node can append to it.
-        same_node = driver_node is not None and ray.get_runtime_context().get_node_id() == driver_node
-        self.core = WorkerCore(endpoint, api_key, worker_id, limiter, in_flight,
-                               cache_dir=cache_dir if same_node else None, hold=hold)
-        if limiter is not None:
-            limiter.register.remote(worker_id, ray.get_runtime_context().current_actor)
-
-    async def ready(self) -> str | None:
-        """None when warmed up and the key is accepted, else the fatal message."""
-        return await self.core.start()
-
-    async def process(self, batch: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
-        async for out in self.core.process(batch):
-            yield out
-
-    async def pause(self, seconds: float) -> None:
-        self.core.pause(seconds)
-
-    async def stats(self) -> dict[str, float]:
-        """Pacer counts (sent, late, voided) and this process's CPU seconds so far."""
-        out: dict[str, float] = dict(self.core.pacer.stats) if self.core.pacer is not None else {}
-        out["cpu_s"] = time.process_time()
-        return out
-
-    async def close(self) -> None:
-        await self.core.close()
-        if self.core.pacer is not None:
-            self.core.pacer.limiter.unregister.remote(self.core.worker_id)

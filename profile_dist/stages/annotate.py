@@ -306,10 +306,10 @@ def _annotate_llm(
             retried.update(_retryable_of(manifest_path))
     if not pending and not step.dry_run:
         return
-    ensure_ray(address)
     # Durable, beside the outputs: a rerun, a resumed run or another stage over the same responses
-    # pays nothing for replies already received.
-    with step.engine("annotator", endpoint, desc="annotate (llm)") as engine:
+    # pays nothing for replies already received. Ray starts only when a request must be sent (the shards
+    # are read here, in the driver): a fully cached run never waits for it.
+    with step.engine("annotator", endpoint, desc="annotate (llm)", connect=lambda: ensure_ray(address)) as engine:
         if step.dry_run:
             requests = []
             for shard, _, _ in pending:

@@ -172,8 +172,8 @@ def generate(
     requests = fresh_draws(requests, sample)
     summary = GenerateSummary(output=output, generator=labeler, n_prompts=frame.height)
     summary.llm = step.records
-    ensure_ray(address)
-    with step.engine("generator", endpoint, desc="generate") as engine:
+    # Ray only when a request must be sent: a fully cached rerun or a dry run never waits for it.
+    with step.engine("generator", endpoint, desc="generate", connect=lambda: ensure_ray(address)) as engine:
         engine.project([requests])
         if checker is not None:
             # The texts to rate do not exist yet: size them at the generation's per-response token cap.
@@ -208,7 +208,8 @@ def generate(
 
     if checker is not None:
         rated = [g for g in gen_rows if g["response_id"] is not None]
-        with step.engine("checker", checker, desc="generate (check)") as check_engine:
+        with step.engine("checker", checker, desc="generate (check)",
+                         connect=lambda: ensure_ray(address)) as check_engine:
             check_results = check_engine.run([rating.request(g["_prompt"], g["_text"], task=g["task"], documents=g["_source"])
                                               for g in rated])
         for g, r in zip(rated, check_results):

@@ -204,8 +204,8 @@ def judge(
             yield judge_requests(chunk, texts, prompt)
 
     summary = JudgeSummary(output=output, judge=labeler, n_pairs=chosen.height)
-    ensure_ray(address)
-    with step.engine("judge", endpoint, desc="judge") as engine:
+    # Ray only when a request must be sent: a fully cached rerun or a dry run never waits for it.
+    with step.engine("judge", endpoint, desc="judge", connect=lambda: ensure_ray(address)) as engine:
         projection = engine.project(chunk_requests())
         if step.announce():
             summary.dry_run = projection

@@ -75,6 +75,22 @@ def test_values_end_to_end_duplicates_sent_once_and_rerun_pays_nothing(llm_serve
     assert scores(results) == [reference_fluency(t) for t in texts(30) + texts(10, tag="new-")]
 
 
+def test_ray_is_reached_only_when_a_request_must_be_sent(llm_server, tmp_cache):
+    # A fully cached run neither connects to Ray nor starts workers: its start-up is the cache read alone.
+    server = llm_server("--latency-ms", "5", "20")
+    ep = endpoint_for(server, rpm=6000)
+    reqs = requests_for(texts(4))
+    connects: list[int] = []
+    with LLMEngine(ep, tmp_cache, progress=False, connect=lambda: connects.append(1)) as engine:
+        first = engine.run(reqs)
+    assert connects == [1] and server.stats()["requests"] == 4
+    with LLMEngine(ep, tmp_cache, progress=False, connect=lambda: connects.append(2)) as engine:
+        again = engine.run(reqs)
+        assert engine.workers == []
+    assert connects == [1] and server.stats()["requests"] == 4
+    assert scores(again) == scores(first) == [reference_fluency(t) for t in texts(4)]
+
+
 def test_two_worker_processes_keep_one_global_limit(llm_server, tmp_cache):
     # 600/min enforced per minute and per second (10/s). Were the limit per worker, two would send 20/s.
     server = llm_server("--rpm", "600", "--latency-ms", "20", "80")
