@@ -44,7 +44,9 @@ def ensure_ray(address: str | None = None) -> None:
     if address:
         ray.init(address=address, **options)
     else:
-        ray.init(include_dashboard=False, **options)
+        # address="local": a new runtime of our own, as the CLI promises, never whatever cluster another process
+        # left in /tmp/ray/ray_current_cluster (its workers may not see this machine's paths); --address auto joins one.
+        ray.init(address="local", include_dashboard=False, **options)
     if routing is not None:
         routing.started_ray = True
 
