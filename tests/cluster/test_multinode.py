@@ -31,7 +31,7 @@ from profile_dist.workflows.demo import write_demo_corpus
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
 KEY_ENV, KEY = "PROFILE_TEST_MULTINODE_KEY", "sk-multinode-0123456789"
-RPM = 6000  # the server also enforces ceil(RPM/60) = 100 per any 1 s window
+RPM = 3000  # the server also enforces ceil(RPM/60) = 50 per any 1 s window
 THREE_NODES = {"head": {"num_cpus": 1},
                "node_a": {"num_cpus": 1, "resources": {"node_a": 1}},
                "node_b": {"num_cpus": 1, "resources": {"node_b": 1}}}
