@@ -1,8 +1,7 @@
 """Time from a command's start to its first useful work, as a user sees it (a fresh `profile-dist` process).
 
-  time_to_first_row_s      `profile-dist ingest` on the demo corpus: from starting the process until a Ray
-                           worker opens the input to read its first row. The input is a named pipe (FIFO):
-                           opening it for writing returns exactly when the reader opens it.
+  time_to_first_row_s      `profile-dist ingest` on the demo corpus: from starting the process until the
+                           ingest's plan step starts reading the input (its progress bar's first line).
   time_to_first_request_s  `profile-dist annotate --llm` (fluency) against the project's test server on
                            loopback, with an empty reply cache: from starting the process until the server
                            logs its first chat-completion request.
@@ -55,28 +54,27 @@ def _finish(proc: subprocess.Popen, what: str, timeout: float = 300) -> None:
 
 
 def time_to_first_row(work: Path, corpus: bytes, address: str | None) -> float:
-    fifo = work / f"corpus-{time.monotonic_ns()}.jsonl"
-    os.mkfifo(fifo)
+    """Until ingest's plan step starts (its first read of the input: splits are cut by reading the file).
+    Ingest seeks in its inputs, so a named pipe cannot stand in for the file; the plan's progress bar is the
+    first thing the command prints once it reads."""
+    path = work / f"corpus-{time.monotonic_ns()}.jsonl"
+    path.write_bytes(corpus)
     started = time.time()
-    proc = subprocess.Popen(_cli(["ingest", "--format", "pairs", "--input", str(fifo), "--output", str(work / "pairs-fifo")],
-                                 address), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    opened: list[float] = []
-
-    def feed() -> None:
-        with open(fifo, "wb") as pipe:  # blocks until the ingest's worker opens the file
-            opened.append(time.time())
-            pipe.write(corpus)
-
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    try:
-        _finish(proc, "ingest")
-    finally:
-        if feeder.is_alive():  # the process died before opening the input: unblock the writer
-            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
-        feeder.join(timeout=5)
-        fifo.unlink()
-    return opened[0] - started
+    proc = subprocess.Popen(_cli(["ingest", "--format", "pairs", "--input", str(path), "--output", str(work / f"pairs-{path.stem}")],
+                                 address), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = None
+    buffer = b""
+    while True:
+        chunk = proc.stderr.read1(4096) if hasattr(proc.stderr, "read1") else proc.stderr.read(4096)
+        if not chunk:
+            break
+        buffer += chunk
+        if first is None and b"ingest: plan" in buffer:
+            first = time.time()
+    proc.wait(timeout=300)
+    if proc.returncode != 0 or first is None:
+        raise RuntimeError(f"ingest failed ({proc.returncode}):\n{buffer.decode(errors='replace')[-2000:]}")
+    return first - started
 
 
 def time_to_first_request(work: Path, server: ServerProcess, endpoints: Path, pairs: Path, address: str | None, run: int) -> float:

@@ -29,7 +29,9 @@ from profile_dist.testing.s3_server import S3TestServer
 from profile_dist.workflows.demo import write_demo_corpus
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.cluster
+# slow: it passed once and failed once (both LLM workers placed on one node by SPREAD, best-effort) and takes
+# ~3 min; it runs with `pytest -m slow tests/cluster` until its placement check is made deterministic.
+pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 KEY_ENV, KEY = "PROFILE_TEST_MULTINODE_KEY", "sk-multinode-0123456789"
 RPM = 3000  # the server also enforces ceil(RPM/60) = 50 per any 1 s window
 THREE_NODES = {"head": {"num_cpus": 1},
