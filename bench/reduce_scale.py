@@ -27,35 +27,10 @@ import ray.cloudpickle
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synth  # noqa: E402
+from proc_tree import tree_rss  # noqa: E402
 from profile_dist.analysis.partials import ReduceConfig  # noqa: E402
 from profile_dist.analysis.tables import result_tables  # noqa: E402
 from profile_dist.stages.reduce import map_reduce  # noqa: E402
-
-
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def tree_rss(root: int) -> int:
-    """Sum of RSS (bytes) of ``root`` and its descendants, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        todo += children.get(pid, [])
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * PAGE
-        except OSError:
-            pass
-    return total
 
 
 class PeakRss:
