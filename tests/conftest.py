@@ -10,6 +10,16 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """Cases marked ``slow`` run only when asked for (``pytest -m slow ...``), so the default run (CI) stays quick."""
+    if "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def shared_data_dir() -> Path:
     return Path(os.environ.get("PROFILE_SHARED_DATA") or REPO.parent / "shared" / "data")
 

@@ -19,13 +19,3 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", ACCESS_KEY)
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
-
-
-def pytest_collection_modifyitems(config, items):
-    if "slow" in (config.getoption("-m") or ""):
-        return
-    skip = pytest.mark.skip(reason="slow: run with -m slow")
-    here = str(config.rootpath / "tests" / "faults")
-    for item in items:
-        if "slow" in item.keywords and str(item.fspath).startswith(here):
-            item.add_marker(skip)
