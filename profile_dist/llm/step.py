@@ -33,16 +33,6 @@ COST_KEYS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http
              "output_tokens", "spend")
 
 
-def resolve_endpoint(name: str, endpoints: str | None) -> Endpoint:
-    return get_endpoint(name, endpoints)
-
-
-def cache_dir_for(output: str, cache_dir: str | None) -> str:
-    """The reply cache: ``cache_dir``, else ``_llm_cache`` beside the output, on the output's own store (an
-    s3:// output gets a cache on the object store that every node shares; llm.cache opens either kind)."""
-    return default_cache_location(output, cache_dir)
-
-
 def project_chunks(engine: LLMEngine, chunks: Iterable[Sequence[LLMRequest]]) -> Projection:
     """The engine's projection over requests made chunk by chunk (never all in memory at once); a request
     repeated in a later chunk counts once, as the run will send it once (the earlier chunk caches it)."""
@@ -99,7 +89,7 @@ class LLMStep:
                  say: Callable[[str], None] | None = None) -> None:
         self.stage = stage
         self.endpoints = endpoints
-        self.cache = cache_dir_for(output, cache_dir)
+        self.cache = default_cache_location(output, cache_dir)
         self.max_cost = max_cost
         self.dry_run = dry_run
         self.progress = progress
@@ -108,7 +98,7 @@ class LLMStep:
         self.records: list[dict[str, Any]] = []  # the manifest's "llm": one per engine that ran
 
     def endpoint(self, name: str) -> Endpoint:
-        return resolve_endpoint(name, self.endpoints)
+        return get_endpoint(name, self.endpoints)
 
     def remaining(self) -> float | None:
         """What ``max_cost`` leaves after the engines that already ran (None: no bound)."""

@@ -17,7 +17,7 @@ from profile_dist import storage
 from profile_dist.errors import ConfigError
 from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.layout import slug
-from profile_dist.llm.step import cache_dir_for
+from profile_dist.llm.cache import default_cache_location
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import LLM_CALL_MODES, annotate
 from profile_dist.stages.ingest import DEFAULT_ROWS_PER_SHARD, ingest
@@ -267,4 +267,4 @@ def _run_model_settings(job: JobConfig, address: str | None, say: Callable[[str]
 
 
 def _llm_cache(job: JobConfig) -> str:
-    return cache_dir_for(job.output, job.llm_cache)
+    return default_cache_location(job.output, job.llm_cache)

@@ -96,11 +96,11 @@ def test_dry_run_prints_the_estimate_and_sends_nothing(tmp_path, biased_server, 
 
 def test_the_reply_cache_lives_beside_the_output_on_its_own_store():
     # An s3:// output gets an s3:// cache every node can share (llm.cache opens either kind); no --cache-dir needed.
-    from profile_dist.llm.step import cache_dir_for
+    from profile_dist.llm.cache import default_cache_location
 
-    assert cache_dir_for("s3://bucket/judge", None) == "s3://bucket/judge/_llm_cache"
-    assert cache_dir_for("/data/judge", None) == "/data/judge/_llm_cache"
-    assert cache_dir_for("s3://bucket/judge", "/shared/cache") == "/shared/cache"
+    assert default_cache_location("s3://bucket/judge", None) == "s3://bucket/judge/_llm_cache"
+    assert default_cache_location("/data/judge", None) == "/data/judge/_llm_cache"
+    assert default_cache_location("s3://bucket/judge", "/shared/cache") == "/shared/cache"
 
 
 def _tau_on(pairs: pl.DataFrame, label: str, values: pl.DataFrame, factor: str) -> float:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from profile_dist import schema, storage
 from profile_dist.layout import slug
-from profile_dist.llm.step import cache_dir_for
+from profile_dist.llm.cache import default_cache_location
 from profile_dist.workflows.models import MODEL_STAGES, ModelRun
 from profile_dist.workflows.audit import drift, layout as layout_mod
 from profile_dist.workflows.audit.config import AuditConfig, AuditCorpus, check_date, check_models
@@ -220,7 +220,7 @@ def model_run(config: AuditConfig, address: str | None) -> "ModelRun":
     reply cache (``$PROFILE_LLM_CACHE``, else under the output root, on its store), so a night pays only for
     pairs and prompts it has not seen before."""
     factors = list(config.factors) if config.factors else None
-    return ModelRun(endpoints=config.endpoints, cache_dir=cache_dir_for(config.output, os.environ.get(CACHE_ENV)),
+    return ModelRun(endpoints=config.endpoints, cache_dir=default_cache_location(config.output, os.environ.get(CACHE_ENV)),
                     annotate=lambda pairs_dir, output: annotate(pairs_dir, output, factors=factors, address=address,
                                                                 progress=False),
                     rows_per_shard=config.rows_per_shard, address=address, progress=False)
