@@ -83,7 +83,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
     p = add("ingest", cmd_ingest, "read corpus files into canonical prompts/responses/pairs Parquet tables")
     p.add_argument("--format", required=True, help="input format (see `profile-dist formats`)")
-    p.add_argument("--input", required=True, nargs="+", help="input file(s), local or s3://")
+    p.add_argument("--input", required=True, nargs="+", help="input file(s), directories (their data files, recursively) or quoted glob patterns; local or s3://")
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--task", default=None, help="task of the pairs (default: the format's, or a task column)")
     p.add_argument("--dataset", default=None, help="dataset name recorded on each pair (default: the format name)")

@@ -226,6 +226,7 @@ def ingest(
         raise ConfigError(str(exc.args[0])) from None
     if not inputs:
         raise ConfigError("ingest needs at least one --input file")
+    inputs = storage.expand_inputs(inputs)  # directories and patterns -> their data files
     if len(set(inputs)) != len(inputs):
         raise ConfigError("the same --input file is given twice; its pairs would be counted twice")
     if rows_per_shard <= 0:

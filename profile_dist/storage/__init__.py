@@ -10,7 +10,7 @@ The one facade the rest of the package uses (``from profile_dist import storage;
 
 from profile_dist.storage.backends import Backend, FileInfo, LocalBackend, S3Backend, backend, filesystem
 from profile_dist.storage.files import (
-    SHARD_PATTERN, copy_file, exists, info, json_bytes, list_dirs, list_files, list_infos, list_tree,
+    DATA_SUFFIXES, SHARD_PATTERN, copy_file, exists, expand_inputs, info, json_bytes, list_dirs, list_files, list_infos, list_tree,
     read_bytes, read_json, read_parquet, read_table_dir, read_yaml, remove_file, remove_tree, replace_dir, size,
     write_bytes_atomic, write_bytes_exclusive, write_json_atomic, write_parquet_atomic, write_shards,
 )
@@ -22,7 +22,7 @@ from profile_dist.storage.uri import basename, is_remote, join, scheme, split_s3
 
 __all__ = [
     "Backend", "FileInfo", "LocalBackend", "S3Backend", "backend", "filesystem",
-    "SHARD_PATTERN", "copy_file", "exists", "info", "json_bytes", "list_dirs", "list_files", "list_infos",
+    "DATA_SUFFIXES", "SHARD_PATTERN", "copy_file", "exists", "expand_inputs", "info", "json_bytes", "list_dirs", "list_files", "list_infos",
     "list_tree", "read_bytes", "read_json", "read_parquet", "read_table_dir", "read_yaml", "remove_file", "remove_tree",
     "replace_dir", "size", "write_bytes_atomic", "write_bytes_exclusive", "write_json_atomic",
     "write_parquet_atomic", "write_shards",

@@ -3,9 +3,11 @@ writing, for a local path or an s3:// URI alike (the backend is chosen by the UR
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import io
 import json
+import os
 from typing import Any
 
 import pyarrow as pa
@@ -15,7 +17,7 @@ import yaml
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.schema import conform
 from profile_dist.storage.backends import FileInfo, backend
-from profile_dist.storage.uri import basename, is_remote, join, local_path, scheme
+from profile_dist.storage.uri import basename, is_remote, join, local_path, scheme, split_s3
 
 SHARD_PATTERN = "part-{index:05d}.parquet"
 
@@ -55,6 +57,57 @@ def list_files(directory: str, suffix: str = ".parquet", *, recursive: bool = Fa
     A missing directory (or empty prefix) lists as empty; a missing bucket is an error.
     """
     return sorted(f.uri for f in backend(directory).list(directory, recursive=recursive) if basename(f.uri).endswith(suffix))
+
+
+#: What a directory or pattern given as an input expands to: data files, not READMEs or _SUCCESS markers.
+DATA_SUFFIXES = tuple(s + gz for s in (".parquet", ".jsonl", ".json", ".csv") for gz in ("", ".gz"))
+_GLOB_CHARS = "*?["
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Input files from files, directories and glob patterns, local or s3://, in the order given.
+
+    A directory (or an S3 prefix that is not itself an object) gives every visible file under it with a
+    data suffix (DATA_SUFFIXES), recursively and sorted, so a Hive-style sharded dataset can be named by
+    its root. A pattern matches path segment by segment (``*`` never crosses a ``/``). One that gives no
+    file is an error naming it; a missing file is left for the caller's own check.
+    """
+    expanded: list[str] = []
+    for given in inputs:
+        if any(c in given for c in _GLOB_CHARS):
+            found = _glob(given)
+            if not found:
+                raise BadInputError(given, None, None, "no file matches this pattern")
+        elif _is_directory(given):
+            found = [f.uri for f in backend(given).list(given, recursive=True) if basename(f.uri).endswith(DATA_SUFFIXES)]
+            if not found:
+                raise BadInputError(given, None, None, f"a directory with no data files ({', '.join(DATA_SUFFIXES)})")
+            found.sort()
+        else:
+            found = [given]
+        expanded.extend(found)
+    return expanded
+
+
+def _is_directory(uri: str) -> bool:
+    if not is_remote(uri):
+        return os.path.isdir(local_path(uri))
+    if split_s3(uri)[1] and backend(uri).info(uri) is not None:  # an object, not a prefix
+        return False
+    return next(iter(backend(uri).list(uri, recursive=True)), None) is not None
+
+
+def _glob(pattern: str) -> list[str]:
+    segments = pattern.split("/")
+    fixed = next(i for i, part in enumerate(segments) if any(c in part for c in _GLOB_CHARS))
+    root = "/".join(segments[:fixed]) or "."
+    wanted = segments[fixed:]
+    found = []
+    for entry in backend(root).list(root, recursive=len(wanted) > 1):
+        relative = entry.uri[len(root.rstrip("/")) + 1:].split("/")
+        if len(relative) == len(wanted) and all(fnmatch.fnmatchcase(p, w) for p, w in zip(relative, wanted)):
+            found.append(entry.uri)
+    return sorted(found)
 
 
 def list_infos(directory: str, suffix: str = "", *, recursive: bool = False) -> list[FileInfo]:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from profile_dist import storage
+from profile_dist.errors import BadInputError
 from profile_dist.testing.s3_server import endpoint_of, reserve_socket
 
 
@@ -183,3 +184,13 @@ def test_cli_names_an_unreachable_endpoint_given_by_flag(monkeypatch, capsys):
     assert code == 2
     # The first object annotate reads is the ingest output's manifest (it lists the responses shards).
     assert f"s3://bkt/ingest/_manifest.json: cannot reach the S3 endpoint at {closed}" in capsys.readouterr().err
+
+
+def test_an_s3_prefix_or_pattern_as_input_gives_its_data_files(bucket):
+    for key in ("c/2024/a.parquet", "c/2025/b.jsonl", "c/2025/_SUCCESS", "c/README.md", "cx/other.parquet"):
+        storage.write_bytes_atomic(b"x", f"{bucket}/{key}")
+    assert storage.expand_inputs([f"{bucket}/c"]) == [f"{bucket}/c/2024/a.parquet", f"{bucket}/c/2025/b.jsonl"]
+    assert storage.expand_inputs([f"{bucket}/c/*/*.parquet"]) == [f"{bucket}/c/2024/a.parquet"]
+    assert storage.expand_inputs([f"{bucket}/c/2024/a.parquet"]) == [f"{bucket}/c/2024/a.parquet"]
+    with pytest.raises(BadInputError, match="no file matches"):
+        storage.expand_inputs([f"{bucket}/c/*.csv"])
