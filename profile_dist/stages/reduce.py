@@ -1,5 +1,7 @@
 """Reduce: pairs + annotations -> factor influence, adjusted effects, alignment and gaps, with CIs.
 
+Join: pairs shards (and judge outputs' judged pairs) meet their responses' factor values in a shuffle
+co-partitioned on response id (factor_join.py), so no task reads every annotation file.
 Map: each shard reader yields a ``DiffBatch`` (pre-joined, oriented factor differences); a Ray task
 turns it into a ``partials.Partial`` of fixed size (see partials.py for the bucketed Poisson
 bootstrap). The driver merges partials as they arrive, with a bounded number of tasks in flight, so
@@ -15,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import ray
 from tqdm import tqdm
@@ -32,10 +35,11 @@ from profile_dist.analysis import adjusted, stats
 from profile_dist.errors import BadInputError, ConfigError
 from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.analysis.partials import (
-    DiffBatch, GroupKey, Partial, ReduceConfig, map_batch,
+    DiffBatch, Partial, ReduceConfig, map_batch,
 )
 from profile_dist.analysis.tables import DEFAULT_LENGTH_FACTOR, FactorSets, result_tables
-from profile_dist.stages.runtime import ensure_ray, unwrap
+from profile_dist.stages.factor_join import Oriented, co_partition
+from profile_dist.stages.runtime import ensure_ray, run_tasks, unwrap
 
 DEFAULT_LENGTH_TOLERANCE = 0.10  # responses within 10% of each other's length count as length-matched
 
@@ -58,48 +62,14 @@ BOOTSTRAP_UNITS = {"auto": "prompt_id", "pair": "pair_id", "prompt": "prompt_id"
 DEFAULT_BOOTSTRAP_UNIT = "auto"
 
 
-def _annotation_dataset(files: list[str]) -> pads.Dataset:
-    fs, _ = storage.filesystem(files[0])
-    return pads.dataset([storage.filesystem(f)[1] for f in files], filesystem=fs, format="parquet", schema=schema.ANNOTATIONS)
-
-
-def _factor_values(annotation_files: list[str], response_ids: pa.Array, factors: list[str]) -> pl.DataFrame:
-    """Wide table response_id x factor (null where unknown or failed) for the given responses."""
-    with storage.arrow_errors(annotation_files[0]):
-        table = _annotation_dataset(annotation_files).to_table(
-            columns=["response_id", "factor", "value"],
-            filter=pads.field("response_id").isin(response_ids) & pads.field("factor").isin(pa.array(factors, pa.string())),
-        )
-    long = pl.from_arrow(table).unique(subset=["response_id", "factor"], keep="first", maintain_order=True)
-    wide = long.pivot(on="factor", index="response_id", values="value") if long.height else pl.DataFrame({"response_id": []}, schema={"response_id": pl.String})
-    for name in factors:
-        if name not in wide.columns:
-            wide = wide.with_columns(pl.lit(None, dtype=pl.Float64).alias(name))
-    return wide.select("response_id", *factors)
-
-
-def group_codes(frame: pl.DataFrame) -> tuple[list[GroupKey], np.ndarray]:
-    """Distinct (labeler, setting, task) in first-seen order, and each row's index into them."""
-    keyed = frame.select("labeler", "setting", "task").with_row_index("_row")
-    groups: list[GroupKey] = []
-    index = np.empty(frame.height, dtype=np.int32)
-    for key, rows in keyed.group_by(["labeler", "setting", "task"], maintain_order=True):
-        index[rows["_row"].to_numpy()] = len(groups)
-        groups.append(tuple(key))
-    return groups, index
-
-
 @dataclass(frozen=True)
-class PairsShardReader:
-    """A canonical pairs shard joined with its responses' annotations (the pipeline's reader)."""
+class PairsShard:
+    """A canonical pairs shard: its decided pairs (ties are counted as skipped), for the factor join."""
 
     name: str  # the pairs shard path
-    annotation_files: tuple[str, ...]
     bootstrap_unit: str = DEFAULT_BOOTSTRAP_UNIT
-    length_factor: str = DEFAULT_LENGTH_FACTOR
-    length_tolerance: float = DEFAULT_LENGTH_TOLERANCE
 
-    def read(self, factors: tuple[str, ...]) -> DiffBatch:
+    def rows(self) -> Oriented:
         pairs = pl.from_arrow(storage.read_parquet(self.name, schema.PAIRS))
         bad_labels = pairs.filter(~pl.col("label").is_in(list(schema.LABELS)))
         if bad_labels.height:
@@ -111,40 +81,9 @@ class PairsShardReader:
         skipped: Counter = Counter()
         for labeler, setting, task, n in pairs.filter(pl.col("label") == "tie").group_by(["labeler", "setting", "task"]).len().iter_rows():
             skipped[(labeler, setting, task, "", "tie label (no preference)")] += n
-        decided = pairs.filter(pl.col("label") != "tie")
-        diffs, matched = oriented_diffs(decided, self.annotation_files, factors, self.length_factor, self.length_tolerance)
-        groups, index = group_codes(decided)
-        unit_column = BOOTSTRAP_UNITS[self.bootstrap_unit]
-        pair_hash = stats.id_hashes(decided["pair_id"].to_arrow())
-        unit_hash = pair_hash if unit_column == "pair_id" else stats.id_hashes(decided[unit_column].to_arrow())
-        return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched, skipped)
-
-
-def oriented_diffs(decided: pl.DataFrame, annotation_files: tuple[str, ...], factors: tuple[str, ...],
-                   length_factor: str, length_tolerance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per decided pair (label "a" or "b"): f(preferred) - f(other) per factor, NaN where a value is unknown,
-    and whether its two responses are length-matched."""
-    wanted = list(dict.fromkeys([*factors, length_factor]))
-    n, n_factors = decided.height, len(factors)
-    if n == 0:
-        a_vals = b_vals = np.empty((0, len(wanted)))
-    else:
-        response_ids = pl.concat([decided["response_a_id"], decided["response_b_id"]]).unique().to_arrow()
-        values = _factor_values(list(annotation_files), response_ids, wanted)
-        joined = (
-            decided.select("response_a_id", "response_b_id")
-            .join(values.rename({f: f"a__{f}" for f in wanted}), left_on="response_a_id", right_on="response_id", how="left", maintain_order="left")
-            .join(values.rename({f: f"b__{f}" for f in wanted}), left_on="response_b_id", right_on="response_id", how="left", maintain_order="left")
-        )
-        a_vals = joined.select(f"a__{f}" for f in wanted).to_numpy().astype(np.float64)
-        b_vals = joined.select(f"b__{f}" for f in wanted).to_numpy().astype(np.float64)
-    a_pref = (decided["label"] == "a").to_numpy()[:, None]
-    diffs = np.where(a_pref, a_vals - b_vals, b_vals - a_vals)[:, :n_factors]
-    length_a, length_b = a_vals[:, -1], b_vals[:, -1]
-    with np.errstate(invalid="ignore"):
-        matched = np.abs(length_a - length_b) <= length_tolerance * np.maximum(length_a, length_b)
-    assert diffs.shape == (n, n_factors)
-    return diffs, matched & ~np.isnan(length_a - length_b)
+        decided = pairs.filter(pl.col("label") != "tie").with_columns(
+            pair_key=pl.col("pair_id"), unit_key=pl.col(BOOTSTRAP_UNITS[self.bootstrap_unit]))
+        return Oriented(decided, skipped)
 
 
 #: Why a judged pair is not one both sides decided, per side.
@@ -171,7 +110,7 @@ _JUDGED_UNIT_COLUMNS = {"pair_id": "reference_pair_id", "prompt_id": "prompt_id"
 
 
 @dataclass(frozen=True)
-class JudgedPairsReader:
+class JudgedPairs:
     """A judge output's judged_pairs.parquet: the judge and its reference on the pairs BOTH decided.
 
     Each judged pair that both the reference (a non-tie label) and the judge (a kept non-tie label) decided
@@ -182,12 +121,9 @@ class JudgedPairsReader:
     """
 
     name: str  # the judged_pairs.parquet path
-    annotation_files: tuple[str, ...]
     bootstrap_unit: str = DEFAULT_BOOTSTRAP_UNIT
-    length_factor: str = DEFAULT_LENGTH_FACTOR
-    length_tolerance: float = DEFAULT_LENGTH_TOLERANCE
 
-    def read(self, factors: tuple[str, ...]) -> DiffBatch:
+    def rows(self) -> Oriented:
         judged = pl.from_arrow(storage.read_parquet(self.name, schema.JUDGED_PAIRS))
         judge_source = pl.concat_str("judge", pl.lit("/evaluation"))
         skipped: Counter = Counter()
@@ -203,12 +139,8 @@ class JudgedPairsReader:
             both.with_columns(labeler=pl.col("reference"), setting=judge_source, label=pl.col("reference_label")).select(columns),
             both.with_columns(labeler=judge_source, setting=pl.col("reference")).select(columns),
         ])
-        diffs, matched = oriented_diffs(sides, self.annotation_files, factors, self.length_factor, self.length_tolerance)
-        groups, index = group_codes(sides)
         unit_column = _JUDGED_UNIT_COLUMNS[BOOTSTRAP_UNITS[self.bootstrap_unit]]
-        pair_hash = stats.id_hashes(sides["reference_pair_id"].to_arrow())
-        unit_hash = pair_hash if unit_column == "reference_pair_id" else stats.id_hashes(sides[unit_column].to_arrow())
-        return DiffBatch(groups, index, pair_hash, unit_hash, diffs, matched, skipped)
+        return Oriented(sides.with_columns(pair_key=pl.col("reference_pair_id"), unit_key=pl.col(unit_column)), skipped)
 
 
 def reduce_shard(reader: ShardReader, config: ReduceConfig) -> Partial:
@@ -271,10 +203,20 @@ def _ingest_rejected(pairs_dirs: list[str]) -> tuple[Counter, dict[str, int]]:
     return rejected, dict(notes)
 
 
-def _annotated_factors(annotation_files: list[str]) -> list[str]:
-    with storage.arrow_errors(annotation_files[0]):
-        table = _annotation_dataset(annotation_files).to_table(columns=["factor"])
-    return sorted(set(pl.from_arrow(table)["factor"].unique().to_list()))
+def _file_factors(annotation_file: str) -> list[str]:
+    fs, path = storage.filesystem(annotation_file)
+    with storage.arrow_errors(annotation_file):
+        column = pads.dataset(path, filesystem=fs, format="parquet", schema=schema.ANNOTATIONS).to_table(columns=["factor"]).column("factor")
+    return pc.unique(column).to_pylist()
+
+
+_file_factors_remote = ray.remote(_file_factors)
+
+
+def _annotated_factors(annotation_files: list[str], progress: bool | None) -> list[str]:
+    """The factors present in any annotation file: a task per file, only the names reach the driver."""
+    found = run_tasks(_file_factors_remote, [(f,) for f in annotation_files], desc="reduce: factors", progress=progress)
+    return sorted({name for names in found for name in names})
 
 
 def _pair_hashes(shard: str) -> np.ndarray:
@@ -337,10 +279,12 @@ def reduce(
     penalty: float = adjusted.DEFAULT_PENALTY,
     length_tolerance: float = DEFAULT_LENGTH_TOLERANCE,
     alignment_factors: str | list[str] | None = None,
+    join_buckets: int | None = None,
 ) -> ReduceSummary:
     """``alignment_factors``: which factors alignment and the gap use ("task", "all" or names; see
     factor_sets.AlignmentFactors.parse). A judge output's judged_pairs.parquet makes its comparison with
-    the labels it judged use the pairs both decided."""
+    the labels it judged use the pairs both decided. ``join_buckets`` (default: one per pairs shard or annotation
+    file, whichever are more) cuts the factor join (factor_join.py); it changes no result."""
     if n_bootstrap < 0:
         raise ConfigError("--bootstrap must be 0 or more")
     if bootstrap_unit not in BOOTSTRAP_UNITS:
@@ -351,7 +295,8 @@ def reduce(
     annotation_files = [f for d in annotation_dirs for f in storage.list_files(d)]
     if not annotation_files:
         raise ConfigError(f"no annotation shards under {', '.join(annotation_dirs)}; run `profile-dist annotate` first")
-    available = _annotated_factors(annotation_files)
+    ensure_ray(address)
+    available = _annotated_factors(annotation_files, progress)
     if factors:
         unknown = [f for f in factors if f not in available]
         if unknown:
@@ -365,18 +310,18 @@ def reduce(
         config = ReduceConfig(chosen, n_bootstrap=n_bootstrap, seed=seed, n_buckets=n_buckets, sample_size=sample_size)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    ensure_ray(address)
-    readers = [
-        PairsShardReader(shard, tuple(annotation_files), bootstrap_unit=bootstrap_unit, length_tolerance=length_tolerance)
-        for shard in pairs_shards
-    ]
     check_unique_pairs(pairs_shards)
-    merged = map_reduce(readers, config, progress=progress, total=len(readers))
     judged = [storage.join(d, JUDGED_PAIRS_FILE) for d in pairs_dirs if storage.exists(storage.join(d, JUDGED_PAIRS_FILE))]
-    compared = map_reduce(
-        [JudgedPairsReader(f, tuple(annotation_files), bootstrap_unit=bootstrap_unit, length_tolerance=length_tolerance) for f in judged],
-        dataclasses.replace(config, sample_size=0), progress=progress, total=len(judged),
-    ) if judged else None
+    sources = [PairsShard(shard, bootstrap_unit) for shard in pairs_shards] + [JudgedPairs(f, bootstrap_unit) for f in judged]
+    scratch = storage.join(output, f".join-{uuid.uuid4().hex[:12]}")
+    try:
+        readers = co_partition(sources, annotation_files, chosen, scratch, length_factor=DEFAULT_LENGTH_FACTOR,
+                               length_tolerance=length_tolerance, n_buckets=join_buckets, progress=progress)
+        merged = map_reduce(readers[:len(pairs_shards)], config, progress=progress, total=len(pairs_shards))
+        compared = map_reduce(readers[len(pairs_shards):], dataclasses.replace(config, sample_size=0), progress=progress,
+                              total=len(judged)) if judged else None
+    finally:
+        storage.remove_tree(scratch)
     rejected, notes = _ingest_rejected(pairs_dirs)
     tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected,
                            alignment_factors=alignment_rule, compared=compared)

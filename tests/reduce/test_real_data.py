@@ -88,3 +88,43 @@ def test_every_table_is_identical_for_one_shard_and_many(corpora):
     assert pl.read_parquet(root / "res_one_b" / "alignment.parquet").height > 0  # "all": the rule factors are compared
     adjusted = pl.read_parquet(root / "res_one_b" / "adjusted.parquet")
     assert adjusted.height == 8 and adjusted["bt_coef"].is_not_null().sum() >= 6
+
+
+def test_length_matched_counts_use_the_length_factor_whatever_the_factor_order(corpora):
+    """The length-matched subset is pairs whose lengths differ by at most 10% of the longer: computed here
+    from the length values alone. (It once took the last factor's values: here 'novel_words'.)"""
+    root, layouts = corpora
+    pairs_dirs, annotation_dirs = layouts["many"]
+    if not (root / "res_many" / "adjusted.parquet").exists():
+        reduce(pairs_dirs, annotation_dirs, str(root / "res_many"), n_bootstrap=50, progress=False)
+    ours = pl.read_parquet(root / "res_many" / "adjusted.parquet")
+    pairs = pl.concat([pl.read_parquet(f"{d}/pairs/*.parquet") for d in pairs_dirs]).filter(pl.col("label") != "tie")
+    values = pl.concat([pl.read_parquet(f"{d}/*.parquet") for d in annotation_dirs]).select("response_id", "factor", "value")
+    length = values.filter(pl.col("factor") == "length").select("response_id", length="value")
+    matched = (pairs.join(length.rename({"response_id": "response_a_id", "length": "len_a"}), on="response_a_id")
+               .join(length.rename({"response_id": "response_b_id", "length": "len_b"}), on="response_b_id")
+               .filter((pl.col("len_a") - pl.col("len_b")).abs() <= 0.10 * pl.max_horizontal("len_a", "len_b")))
+    preferred = pl.when(pl.col("label") == "a")
+    for factor in ("bold", "list_items", "novel_words"):
+        f = values.filter(pl.col("factor") == factor).select("response_id", "value")
+        both = (matched.join(f.rename({"response_id": "response_a_id", "value": "fa"}), on="response_a_id")
+                .join(f.rename({"response_id": "response_b_id", "value": "fb"}), on="response_b_id")
+                .with_columns(d=preferred.then(pl.col("fa") - pl.col("fb")).otherwise(pl.col("fb") - pl.col("fa"))))
+        expected = both.group_by("labeler").agg(n=(pl.col("d") != 0).sum().cast(pl.Int64))
+        got = ours.filter(pl.col("factor") == factor).select("labeler", "n_length_matched_decided")
+        check = got.join(expected, on="labeler", how="full", coalesce=True)
+        assert check.height == 2 and (check["n_length_matched_decided"] == check["n"]).all(), (factor, check)
+
+
+def test_the_factor_join_gives_the_same_tables_for_any_number_of_join_buckets(corpora):
+    root, layouts = corpora
+    pairs_dirs, annotation_dirs = layouts["many"]
+    results = {}
+    for buckets in (1, 3, 8):
+        out = root / f"res_join_{buckets}"
+        reduce(pairs_dirs, annotation_dirs, str(out), n_bootstrap=20, progress=False, join_buckets=buckets)
+        results[buckets] = {t: pl.read_parquet(out / f"{t}.parquet") for t in TABLES}
+        assert not [p for p in out.iterdir() if p.name.startswith(".join-")]  # the shuffle's scratch is removed
+    for buckets in (3, 8):
+        for table in TABLES:
+            assert results[buckets][table].equals(results[1][table]), (buckets, table)

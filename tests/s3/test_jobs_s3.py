@@ -111,3 +111,24 @@ def test_the_example_s3_job_file_is_a_valid_job_reading_and_writing_s3():
 
     job = load_job(str(REPO / "jobs" / "s3_corpora.yaml"))
     assert job.output.startswith("s3://") and all(p.startswith("s3://") for c in job.corpora for p in c.input)
+
+
+def test_the_reduce_reads_each_annotation_file_a_fixed_number_of_times_whatever_the_shard_count(ray_session, s3, bucket):
+    """The factor join is co-partitioned: annotation files are read by their own tasks, not once per pairs
+    shard (the old O(shards^2) filter). Counted at the store: GET requests per annotation object."""
+    corpus = write_demo_corpus(f"{bucket}/corpus/demo_pairs.jsonl")
+    reads = {}
+    for rows_per_shard in (200, 40):
+        root = f"{bucket}/join-{rows_per_shard}"
+        ingest("pairs", [corpus], f"{root}/pairs", rows_per_shard=rows_per_shard, progress=False)
+        annotate(f"{root}/pairs", f"{root}/ann", factors=["length", "bold"], progress=False)
+        s3.reset_requests()
+        reduce([f"{root}/pairs"], [f"{root}/ann"], f"{root}/results", n_bootstrap=10, progress=False)
+        annotation_files = storage.list_files(f"{root}/ann")
+        prefix = "/" + f"{root}/ann/".removeprefix("s3://")
+        gets = [r["path"] for r in s3.requests() if r["method"] == "GET" and r["path"].startswith(prefix)]
+        per_file = {f: sum(1 for p in gets if p == "/" + f.removeprefix("s3://")) for f in annotation_files}
+        reads[rows_per_shard] = (len(storage.list_files(f"{root}/pairs/pairs")), max(per_file.values()))
+    (few_shards, few_reads), (many_shards, many_reads) = reads[200], reads[40]
+    assert many_shards >= 3 * few_shards, reads
+    assert many_reads == few_reads, reads  # the same per-file reads with 3x+ the shards
