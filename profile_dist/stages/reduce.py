@@ -22,7 +22,6 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
-import numpy as np
 import polars as pl
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
@@ -31,8 +30,8 @@ from tqdm import tqdm
 
 from profile_dist import schema, storage
 from profile_dist.layout import published
-from profile_dist.analysis import adjusted, stats
-from profile_dist.errors import BadInputError, ConfigError
+from profile_dist.analysis import adjusted
+from profile_dist.errors import ConfigError
 from profile_dist.factor_sets import AlignmentFactors
 from profile_dist.analysis.partials import (
     DiffBatch, Partial, ReduceConfig, map_batch,
@@ -40,6 +39,7 @@ from profile_dist.analysis.partials import (
 from profile_dist.analysis.tables import DEFAULT_LENGTH_FACTOR, FactorSets, result_tables
 from profile_dist.stages.factor_join import Oriented, co_partition
 from profile_dist.stages.runtime import ensure_ray, run_tasks, unwrap
+from profile_dist.stages.unique_pairs import check_unique_pairs
 
 DEFAULT_LENGTH_TOLERANCE = 0.10  # responses within 10% of each other's length count as length-matched
 
@@ -219,38 +219,6 @@ def _annotated_factors(annotation_files: list[str], progress: bool | None) -> li
     return sorted({name for names in found for name in names})
 
 
-def _pair_hashes(shard: str) -> np.ndarray:
-    return stats.id_hashes(storage.read_parquet(shard, schema.PAIRS).column("pair_id"))
-
-
-_pair_hashes_remote = ray.remote(_pair_hashes)
-
-
-def check_unique_pairs(pairs_shards: list[str]) -> None:
-    """Refuse pairs that appear twice (a pairs dir given twice, a shard copied, two ingests of one file):
-    they would be counted twice. Hashes only reach the driver (8 bytes a pair), one task per shard."""
-    if len(set(pairs_shards)) != len(pairs_shards):
-        raise ConfigError("the same pairs shard is given twice (is a --pairs directory repeated?); its pairs would be counted twice")
-    refs = [_pair_hashes_remote.remote(s) for s in pairs_shards]
-    try:
-        hashes = ray.get(refs)
-    except Exception as exc:
-        raise unwrap(exc) from None
-    every = np.concatenate(hashes) if hashes else np.empty(0, np.uint64)
-    values, counts = np.unique(every, return_counts=True)
-    if not (counts > 1).any():
-        return
-    dup = values[np.argmax(counts > 1)]
-    where = []
-    for shard, h in zip(pairs_shards, hashes):
-        for i in np.flatnonzero(h == dup):
-            where.append((shard, int(i)))
-    shard, row = where[-1]
-    pair_id = storage.read_parquet(shard, schema.PAIRS).column("pair_id")[row].as_py()
-    raise BadInputError(shard, row, "pair_id", f"duplicate pair id {pair_id} (also in {where[0][0]}, row {where[0][1]}); "
-                        f"{int((counts - 1).sum())} pair(s) would be counted twice")
-
-
 @dataclass
 class ReduceSummary:
     output: str
@@ -310,11 +278,11 @@ def reduce(
         config = ReduceConfig(chosen, n_bootstrap=n_bootstrap, seed=seed, n_buckets=n_buckets, sample_size=sample_size)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    check_unique_pairs(pairs_shards)
     judged = [storage.join(d, JUDGED_PAIRS_FILE) for d in pairs_dirs if storage.exists(storage.join(d, JUDGED_PAIRS_FILE))]
     sources = [PairsShard(shard, bootstrap_unit) for shard in pairs_shards] + [JudgedPairs(f, bootstrap_unit) for f in judged]
-    scratch = storage.join(output, f".join-{uuid.uuid4().hex[:12]}")
+    scratch = storage.join(output, f".join-{uuid.uuid4().hex[:12]}")  # the shuffles' files, removed at the end
     try:
+        check_unique_pairs(pairs_shards, scratch, progress=progress)
         readers = co_partition(sources, annotation_files, chosen, scratch, length_factor=DEFAULT_LENGTH_FACTOR,
                                length_tolerance=length_tolerance, n_buckets=join_buckets, progress=progress)
         merged = map_reduce(readers[:len(pairs_shards)], config, progress=progress, total=len(pairs_shards))
