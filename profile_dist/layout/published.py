@@ -132,6 +132,16 @@ def publish(output: str, claim: Claim, tables: list[str], manifest: dict[str, An
     certify(output, manifest)
 
 
+def require_complete(directory: str, manifest: dict[str, Any]) -> None:
+    """Refuse a directory whose manifest says a job is rewriting it (or died doing so)."""
+    if manifest.get("state") == WRITING:
+        holder = manifest.get("claim") or {}
+        raise IncompleteOutputError(
+            f"{directory} is incomplete: a {holder.get('stage', 'job')} run (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('since')}) is rewriting it or died doing so; wait for it, or rerun that stage"
+        )
+
+
 def table_files(directory: str, table: str) -> list[str]:
     """The files of one table of an ingest-shaped directory, as its manifest lists them."""
     manifest_path = storage.join(directory, MANIFEST)
@@ -139,12 +149,7 @@ def table_files(directory: str, table: str) -> list[str]:
         manifest = storage.read_json(manifest_path)
     except FileNotFoundError:
         return storage.list_files(storage.join(directory, table))
-    if manifest.get("state") == WRITING:
-        holder = manifest.get("claim") or {}
-        raise IncompleteOutputError(
-            f"{directory} is incomplete: a {holder.get('stage', 'job')} run (pid {holder.get('pid')} on {holder.get('host')}, "
-            f"since {holder.get('since')}) is rewriting it or died doing so; wait for it, or rerun that stage"
-        )
+    require_complete(directory, manifest)
     files = manifest.get("files")
     if files is None:  # stages whose manifests do not list files yet
         return storage.list_files(storage.join(directory, table))

@@ -7,7 +7,7 @@ from typing import Any
 
 from profile_dist import storage
 from profile_dist.errors import BadInputError, ConfigError
-from profile_dist.layout.published import MANIFEST
+from profile_dist.layout.published import MANIFEST, require_complete
 
 #: The reduce's tables, each written as ``<name>.parquet`` (analysis/tables.py builds them).
 TABLES = ("influence", "alignment", "gap", "adjusted", "skipped", "replicates")
@@ -39,6 +39,7 @@ def require_results_dir(directory: str, *, manifest: bool = False) -> dict[str, 
     False), or an error naming the directory: no influence.parquet (saying which stage wrote it, if
     another one did), a manifest of another stage, or, with ``manifest=True``, no manifest."""
     found = read_manifest(directory)
+    require_complete(directory, found)
     if not storage.exists(storage.join(directory, INFLUENCE)):
         stage = found.get("stage")
         what = f"it is the output of `profile-dist {stage}`" if stage and stage != "reduce" else f"no {INFLUENCE}"

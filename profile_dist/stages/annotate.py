@@ -13,6 +13,7 @@ scored through that endpoint), each with ``_manifests/<same name>.json``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -210,20 +211,22 @@ def annotate(
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
     prompts_dir = storage.join(pairs_dir, "prompts")
     summary = AnnotateSummary(output, [f.name for f in chosen], 0, 0, 0)
-    if rule_factors and not dry_run:
-        todo = []
-        for shard in response_shards:
-            output_shard, manifest_path = _output_paths(output, shard)
-            if _is_done(shard, manifest_path, output_shard, rule_factors):
-                summary.shards_skipped += 1
-                continue
-            todo.append((shard, prompts_dir, output_shard, manifest_path, [f.name for f in rule_factors]))
-        if todo:
-            ensure_ray(address)
-            summary.n_annotations += sum(run_tasks(_annotate_shard_remote, todo, desc="annotate", progress=progress))
-            summary.shards_done += len(todo)
-    if step is not None:
-        _annotate_llm(step, response_shards, prompts_dir, output, llm_factors, llm, address, summary, llm_calls)
+    # One writer per output: a second annotate (or job) given it is refused, not let to pay for the same calls.
+    with contextlib.nullcontext() if dry_run else published.claimed(output, "annotate"):
+        if rule_factors and not dry_run:
+            todo = []
+            for shard in response_shards:
+                output_shard, manifest_path = _output_paths(output, shard)
+                if _is_done(shard, manifest_path, output_shard, rule_factors):
+                    summary.shards_skipped += 1
+                    continue
+                todo.append((shard, prompts_dir, output_shard, manifest_path, [f.name for f in rule_factors]))
+            if todo:
+                ensure_ray(address)
+                summary.n_annotations += sum(run_tasks(_annotate_shard_remote, todo, desc="annotate", progress=progress))
+                summary.shards_done += len(todo)
+        if step is not None:
+            _annotate_llm(step, response_shards, prompts_dir, output, llm_factors, llm, address, summary, llm_calls)
     return summary
 
 

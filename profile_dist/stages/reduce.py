@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Protocol
@@ -280,34 +279,37 @@ def reduce(
         raise ConfigError(str(exc)) from None
     judged = [storage.join(d, JUDGED_PAIRS_FILE) for d in pairs_dirs if storage.exists(storage.join(d, JUDGED_PAIRS_FILE))]
     sources = [PairsShard(shard, bootstrap_unit) for shard in pairs_shards] + [JudgedPairs(f, bootstrap_unit) for f in judged]
-    scratch = storage.join(output, f".join-{uuid.uuid4().hex[:12]}")  # the shuffles' files, removed at the end
-    try:
-        check_unique_pairs(pairs_shards, scratch, progress=progress)
-        readers = co_partition(sources, annotation_files, chosen, scratch, length_factor=DEFAULT_LENGTH_FACTOR,
-                               length_tolerance=length_tolerance, n_buckets=join_buckets, progress=progress)
-        merged = map_reduce(readers[:len(pairs_shards)], config, progress=progress, total=len(pairs_shards))
-        compared = map_reduce(readers[len(pairs_shards):], dataclasses.replace(config, sample_size=0), progress=progress,
-                              total=len(judged)) if judged else None
-    finally:
-        storage.remove_tree(scratch)
-    rejected, notes = _ingest_rejected(pairs_dirs)
-    tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected,
-                           alignment_factors=alignment_rule, compared=compared)
-    for name, table in tables.items():
-        storage.write_parquet_atomic(table, storage.join(output, f"{name}.parquet"))
-    storage.write_json_atomic({
-        "stage": "reduce", "pairs": pairs_dirs, "annotations": annotation_dirs, "factors": list(chosen),
-        "n_bootstrap": n_bootstrap, "seed": seed, "confidence_level": level, "pairs_shards": len(pairs_shards),
-        "ingest_notes": notes, "bootstrap": {"scheme": "bucketed Poisson", "unit": bootstrap_unit, "n_buckets": n_buckets},
-        "alignment": {
-            "factor_set": alignment_rule.rule, "described": alignment_rule.describe(),
-            "factors": {task: list(names) for task, names in
-                        FactorSets.of(alignment_rule, chosen, (key[2] for key in merged.groups)).by_task.items()},
-            "judged_pairs": judged,
-        },
-        "tau_interval": "Wilson score on C / (C + D) for independent pairs; Korn-Graubard over (C + D) / design effect "
-                        "pairs where prompts hold several pairs (design effect from the bootstrap, in [1, sum n_u^2 / sum n_u])",
-        "adjusted": {"model": "penalised logistic Bradley-Terry", "penalty": penalty, "sample_size": sample_size,
-                     "length_tolerance": length_tolerance},
-    }, storage.join(output, "_manifest.json"))
+    with published.claimed(output, "reduce") as claim:  # one writer: a second job on this output is refused
+        scratch = claim.staging()  # the shuffles' files: removed at the end, or by the next run if this one dies
+        try:
+            check_unique_pairs(pairs_shards, scratch, progress=progress)
+            readers = co_partition(sources, annotation_files, chosen, scratch, length_factor=DEFAULT_LENGTH_FACTOR,
+                                   length_tolerance=length_tolerance, n_buckets=join_buckets, progress=progress)
+            merged = map_reduce(readers[:len(pairs_shards)], config, progress=progress, total=len(pairs_shards))
+            compared = map_reduce(readers[len(pairs_shards):], dataclasses.replace(config, sample_size=0), progress=progress,
+                                  total=len(judged)) if judged else None
+        finally:
+            storage.remove_tree(scratch)
+        rejected, notes = _ingest_rejected(pairs_dirs)
+        tables = result_tables(merged, level=level, penalty=penalty, ingest_rejected=rejected,
+                               alignment_factors=alignment_rule, compared=compared)
+        published.withdraw(output, claim)  # readers refuse the directory until the new manifest is written
+        for name, table in tables.items():
+            storage.write_parquet_atomic(table, storage.join(output, f"{name}.parquet"))
+        published.certify(output, {
+            "stage": "reduce", "pairs": pairs_dirs, "annotations": annotation_dirs, "factors": list(chosen),
+            "n_bootstrap": n_bootstrap, "seed": seed, "confidence_level": level, "pairs_shards": len(pairs_shards),
+            "ingest_notes": notes, "bootstrap": {"scheme": "bucketed Poisson", "unit": bootstrap_unit, "n_buckets": n_buckets},
+            "alignment": {
+                "factor_set": alignment_rule.rule, "described": alignment_rule.describe(),
+                "factors": {task: list(names) for task, names in
+                            FactorSets.of(alignment_rule, chosen, (key[2] for key in merged.groups)).by_task.items()},
+                "judged_pairs": judged,
+            },
+            "tau_interval": "Wilson score on C / (C + D) for independent pairs; Korn-Graubard over (C + D) / design effect "
+                            "pairs where prompts hold several pairs (design effect from the bootstrap, in [1, sum n_u^2 / sum n_u])",
+            "adjusted": {"model": "penalised logistic Bradley-Terry", "penalty": penalty, "sample_size": sample_size,
+                         "length_tolerance": length_tolerance},
+            "files": {"results": [{"name": f"{name}.parquet", "rows": table.num_rows} for name, table in tables.items()]},
+        })
     return ReduceSummary(output, len(pairs_shards), tables["influence"].num_rows, tables["alignment"].num_rows)
