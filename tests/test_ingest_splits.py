@@ -356,3 +356,13 @@ def test_readers_refuse_an_output_being_rewritten(tmp_path):
             published.table_files(out, "pairs")
     published.certify(out, {"files": {"pairs": [{"name": "part-00000.parquet", "bytes": 1, "rows": 1}]}})
     assert published.table_files(out, "pairs") == [str(tmp_path / "out" / "pairs" / "part-00000.parquet")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(["", "a", "b\x1fc", "é" * 40, "same text", "x" * 2000]), min_size=0, max_size=30),
+       st.lists(st.integers(0, 3), min_size=30, max_size=30))
+def test_batch_ids_equal_row_ids_with_repeats(texts, rows):
+    """content_ids hashes each distinct joined value once and maps it back: the same ids as one call per row."""
+    prompt = pa.array([f"p{r}" for r in rows[:len(texts)]], pa.string())
+    batch = ids.content_ids("response", prompt, pa.array(texts, pa.string()), pa.array(rows[:len(texts)], pa.int64()))
+    assert batch.to_pylist() == [ids.content_id("response", p, t, r) for p, t, r in zip(prompt.to_pylist(), texts, rows)]
