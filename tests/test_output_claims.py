@@ -57,3 +57,4 @@ def test_a_results_directory_being_rewritten_is_refused_by_its_readers(tmp_path)
         published.withdraw(res, claim)
         with pytest.raises(published.IncompleteOutputError, match="is incomplete"):
             require_results_dir(res)
+

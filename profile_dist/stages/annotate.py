@@ -82,22 +82,32 @@ def resolve_factors(names: list[str] | None, with_llm: bool = False) -> list[Fac
     return factors
 
 
-def shard_with_sources(responses: pa.Table, prompts_dir: str) -> pl.DataFrame:
+def shard_with_sources(responses: pa.Table, prompt_files: list[str] | None) -> pl.DataFrame:
     """The shard's responses with ``source_text``: the response's own source, else its prompt's source
-    document, else the prompt's text."""
+    document, else the prompt's text. ``prompt_files`` None: no factor reads the prompt, so only the
+    response's own source is filled in and no prompts file is read (the prompts' buckets are not the
+    responses', so each shard would read them all)."""
+    frame = pl.from_arrow(responses)
+    if prompt_files is None:
+        return frame.rename({"source": "source_text"})
     wanted = pa.array(sorted(set(responses.column("prompt_id").to_pylist())), pa.string())
-    prompt_files = storage.list_files(prompts_dir)
-    fs, _ = storage.filesystem(prompts_dir)
-    paths = [storage.filesystem(p)[1] for p in prompt_files]
-    with storage.arrow_errors(prompts_dir):
-        prompts = pads.dataset(paths, filesystem=fs, schema=schema.PROMPTS, format="parquet").to_table(
-            filter=pads.field("prompt_id").isin(wanted)
-        )
+    if not prompt_files:
+        prompts = schema.PROMPTS.empty_table()
+    else:
+        fs, _ = storage.filesystem(prompt_files[0])
+        with storage.arrow_errors(prompt_files[0]):
+            prompts = pads.dataset([storage.filesystem(p)[1] for p in prompt_files], filesystem=fs, schema=schema.PROMPTS,
+                                   format="parquet").to_table(filter=pads.field("prompt_id").isin(wanted))
     prompts_df = pl.from_arrow(prompts).select(
         "prompt_id", pl.coalesce("source", "text").alias("prompt_source")
     )
-    return (pl.from_arrow(responses).join(prompts_df, on="prompt_id", how="left")
+    return (frame.join(prompts_df, on="prompt_id", how="left")
             .with_columns(source_text=pl.coalesce("source", "prompt_source")).drop("source", "prompt_source"))
+
+
+def reads_source(factors: list[Factor]) -> bool:
+    """Whether any of these rule factors' expressions reads ``source_text`` (polars says which columns)."""
+    return any("source_text" in f.expr().meta.root_names() for f in factors)
 
 
 def rule_annotations(frame: pl.DataFrame, factors: list[Factor]) -> pa.Table:
@@ -132,10 +142,11 @@ def _manifest_for(input_shard: str, factors: list[Factor], model: str | None = N
     return manifest
 
 
-def annotate_shard(input_shard: str, prompts_dir: str, output_shard: str, manifest_path: str, factor_names: list[str]) -> int:
+def annotate_shard(input_shard: str, prompt_files: list[str] | None, output_shard: str, manifest_path: str,
+                   factor_names: list[str]) -> int:
     factors = [get_factor(n) for n in factor_names]
     responses = storage.read_parquet(input_shard, schema.RESPONSES)
-    frame = shard_with_sources(responses, prompts_dir)
+    frame = shard_with_sources(responses, prompt_files)
     table = rule_annotations(frame, factors)
     storage.write_parquet_atomic(table, output_shard)
     # The manifest is written last: its presence certifies the shard beside it is complete.
@@ -209,7 +220,7 @@ def annotate(
     response_shards = published.table_files(pairs_dir, "responses")  # the manifest's files only
     if not response_shards:
         raise ConfigError(f"{pairs_dir}: no responses shards found; is this the output directory of `profile-dist ingest`?")
-    prompts_dir = storage.join(pairs_dir, "prompts")
+    prompt_files = published.table_files(pairs_dir, "prompts")  # the manifest's files only
     summary = AnnotateSummary(output, [f.name for f in chosen], 0, 0, 0)
     # One writer per output: a second annotate (or job) given it is refused, not let to pay for the same calls.
     with contextlib.nullcontext() if dry_run else published.claimed(output, "annotate"):
@@ -220,13 +231,14 @@ def annotate(
                 if _is_done(shard, manifest_path, output_shard, rule_factors):
                     summary.shards_skipped += 1
                     continue
-                todo.append((shard, prompts_dir, output_shard, manifest_path, [f.name for f in rule_factors]))
+                todo.append((shard, prompt_files if reads_source(rule_factors) else None, output_shard, manifest_path,
+                             [f.name for f in rule_factors]))
             if todo:
                 ensure_ray(address)
                 summary.n_annotations += sum(run_tasks(_annotate_shard_remote, todo, desc="annotate", progress=progress))
                 summary.shards_done += len(todo)
         if step is not None:
-            _annotate_llm(step, response_shards, prompts_dir, output, llm_factors, llm, address, summary, llm_calls)
+            _annotate_llm(step, response_shards, prompt_files, output, llm_factors, llm, address, summary, llm_calls)
     return summary
 
 
@@ -284,7 +296,7 @@ def _row_versions(groups: list[tuple[Any, list[Factor]]]) -> dict[str, str]:
 
 
 def _annotate_llm(
-    step: LLMStep, response_shards: list[str], prompts_dir: str, output: str, factors: list[Factor], llm: str | None,
+    step: LLMStep, response_shards: list[str], prompt_files: list[str], output: str, factors: list[Factor], llm: str | None,
     address: str | None, summary: AnnotateSummary, llm_calls: str = "combined",
 ) -> None:
     endpoint = step.endpoint(llm)
@@ -316,7 +328,7 @@ def _annotate_llm(
         if step.dry_run:
             requests = []
             for shard, _, _ in pending:
-                frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)
+                frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompt_files)
                 for scorer, members in groups:
                     requests += scorer.requests(frame, members, engine)
             summary.llm = {"dry_run": True, **engine.dry_run(requests).as_dict()}
@@ -324,7 +336,7 @@ def _annotate_llm(
         usage = Usage()
         n_responses = 0
         for shard, output_shard, manifest_path in pending:
-            frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompts_dir)
+            frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompt_files)
             shard_usage = Usage()
             parts = []
             for scorer, members in groups:
