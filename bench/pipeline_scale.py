@@ -1,14 +1,15 @@
 """The data path at corpus scale: gen -> ingest -> annotate(length) -> reduce for N pairs, and the peers.
 
-    python bench/pipeline_scale.py --pairs 1000000 [--workdir /tmp/pipeline_scale] [--files F] [--run]
+    python bench/pipeline_scale.py --pairs 1000000 [--workdir /tmp/pipeline_scale] [--files F] [--run] [--raydata]
 
 Each stage is the real command line in its own process (``profile-dist ingest|annotate|reduce``, as a user
 runs them one after another; with ``--run``, also ``profile-dist run`` of the same job), so every stage
 starts its own Ray. Timed per stage: wall time and the peak RSS of the whole process tree of the command
 (CLI driver, GCS, raylet, workers), sampled every 0.1 s (psutil when installed, else /proc). Shared pages
 are counted once per process that maps them, so the figure is an upper bound. Then the peers of
-bench/peers.py (pandas, polars) compute the same tau(length) per labeler on the same corpus, and the
-script checks that every tau agrees with the reduce's.
+bench/peers.py (pandas, polars; ``--peers``) compute the same tau(length) per labeler on the same corpus,
+and with ``--raydata`` bench/raydata_pipeline.py runs the same data plane in Ray Data; the script checks
+that every tau agrees with the reduce's.
 
 The corpus (bench/gen_corpus.py) is generated first and reported but not counted in the pipeline. Run it
 alone on an otherwise idle machine; the load average is printed. Last stdout line: key=value figures.
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--corpus", default=None, help="an existing corpus directory (skips generation)")
     p.add_argument("--run", action="store_true", help="also time `profile-dist run` of the same job (one command)")
     p.add_argument("--no-peers", action="store_true", help="skip the pandas and polars peers")
+    p.add_argument("--peers", default="pandas,polars", help="which peers to run (comma-separated: pandas, polars)")
+    p.add_argument("--raydata", action="store_true", help="also time bench/raydata_pipeline.py (the data plane in Ray Data)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     a = p.parse_args(argv)
 
@@ -131,13 +134,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"run: {seconds:.1f} s, peak tree RSS {peak / 2**30:.2f} GiB", flush=True)
 
     agree = True
-    if not a.no_peers:
-        for engine in ("pandas", "polars"):
-            seconds, peak, line = timed([python, str(HERE / "peers.py"), "--engine", engine, corpus], env)
-            peer = {k: v for k, v in key_values(line).items() if k.startswith("tau_")}
-            agree &= peer == taus
-            figures.update({f"{engine}_s": f"{seconds:.1f}", f"{engine}_peak_gib": f"{peak / 2**30:.2f}"})
-            print(f"{engine}: {seconds:.1f} s, peak tree RSS {peak / 2**30:.2f} GiB: {line}", flush=True)
+    peers = {engine: [python, str(HERE / "peers.py"), "--engine", engine, corpus]
+             for engine in ([] if a.no_peers else a.peers.split(","))}
+    if a.raydata:
+        peers["raydata"] = [python, str(HERE / "raydata_pipeline.py"), corpus]
+    for engine, command in peers.items():
+        seconds, peak, line = timed(command, env)
+        peer = {k: v for k, v in key_values(line).items() if k.startswith("tau_")}
+        agree &= peer == taus
+        figures.update({f"{engine}_s": f"{seconds:.1f}", f"{engine}_peak_gib": f"{peak / 2**30:.2f}"})
+        print(f"{engine}: {seconds:.1f} s, peak tree RSS {peak / 2**30:.2f} GiB: {line}", flush=True)
     figures.update(taus)
     figures.update(taus_agree=str(agree).lower(), load_after=f"{os.getloadavg()[0]:.2f}")
     if not a.keep:
