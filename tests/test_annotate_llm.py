@@ -79,6 +79,42 @@ def test_a_lost_shard_is_redone_from_the_cache_without_new_requests(tmp_path, se
     assert server.stats()["requests"] == sent
 
 
+def test_with_an_empty_cache_the_workers_start_before_the_pairs_are_read(tmp_path, server, corpus, monkeypatch):
+    """Issue 16: the workers and the limiter boot while the driver reads the first shard, not after it; a run
+    that finds every reply in the cache still starts none."""
+    import profile_dist.llm.engine as engine_module
+    import profile_dist.stages.annotate as annotate_module
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    endpoints = endpoints_file(tmp_path, server)
+    events: list[str] = []
+    worker, read = engine_module.LLMWorker, annotate_module.shard_with_sources
+
+    class SpyWorker:  # the real actor class, noting when the engine asks for workers
+        def options(self, **kwargs):
+            events.append("workers")
+            return worker.options(**kwargs)
+
+    def spy_read(*args, **kwargs):
+        events.append("read")
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "LLMWorker", SpyWorker())
+    monkeypatch.setattr(annotate_module, "shard_with_sources", spy_read)
+    cache = str(tmp_path / "cache")
+    first = annotate(str(corpus), str(tmp_path / "ann"), factors=["fluency"], llm="judge", endpoints=endpoints,
+                     cache_dir=cache)
+    assert first.llm["sent"] > 0 and first.llm["failed"] == 0
+    assert events[:2] == ["workers", "read"], events
+
+    events.clear()
+    sent = server.stats()["requests"]
+    again = annotate(str(corpus), str(tmp_path / "ann2"), factors=["fluency"], llm="judge", endpoints=endpoints,
+                     cache_dir=cache)
+    assert again.llm["sent"] == 0 and again.llm["cached"] > 0 and server.stats()["requests"] == sent
+    assert "workers" not in events and "read" in events
+
+
 def test_dry_run_projects_and_sends_nothing(tmp_path, server, corpus, monkeypatch, capsys):
     monkeypatch.setenv(KEY_ENV, KEY)
     endpoints = endpoints_file(tmp_path, server)

@@ -95,6 +95,7 @@ class LLMEngine:
         self._workers: list[Any] = []
         self._worker_ids: list[str] = []
         self._limiter: Any = None
+        self._ready: list[Any] = []  # the workers' ready() replies, until the first run() checks them
         self._measured: Measured | None = None
         self._api_key: Secret | None = None
         self._restarts = 0  # worker processes replaced after dying, over this engine's lifetime
@@ -110,9 +111,14 @@ class LLMEngine:
         self._stop_workers(graceful=True)
         self.cache.close()
 
-    def start(self) -> None:
-        """Start the worker actors now (run() does it on demand): warm-up and the key check happen here."""
-        self._start_workers()
+    def start(self, wait: bool = True) -> None:
+        """Start the worker actors now (run() does it on demand): warm-up and the key check happen here.
+        ``wait=False`` returns once they are asked for (Ray reached, the limiter and actors created), so
+        they boot (~1 s: a process, the HTTP client's imports, the key check) while the caller reads its
+        inputs; the first run() waits for them and raises a refused key then."""
+        self._launch_workers()
+        if wait:
+            self._await_workers()
 
     @property
     def workers(self) -> list[Any]:
@@ -123,6 +129,10 @@ class LLMEngine:
         return self._limiter
 
     def _start_workers(self) -> None:
+        self._launch_workers()
+        self._await_workers()
+
+    def _launch_workers(self) -> None:
         if self._workers:
             return
         api_key = self._api_key = Secret(self.endpoint.api_key())  # a missing key fails here, before anything is sent
@@ -137,7 +147,13 @@ class LLMEngine:
             LLMWorker.options(scheduling_strategy="SPREAD").remote(ep, api_key, wid, self._limiter, self.in_flight,
                                                                    self.cache.local_dir, driver_node, self.cache.batched)
             for wid in self._worker_ids]
-        fatal = next((m for m in ray.get([w.ready.remote() for w in self._workers]) if m), None)
+        self._ready = [w.ready.remote() for w in self._workers]
+
+    def _await_workers(self) -> None:
+        ready, self._ready = self._ready, []
+        if not ready:
+            return
+        fatal = next((m for m in ray.get(ready) if m), None)
         if fatal:
             self._stop_workers(graceful=False)
             raise EndpointFatalError(fatal)

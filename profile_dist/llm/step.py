@@ -168,6 +168,10 @@ class StepEngine:
     def dry_run(self, requests: Sequence[LLMRequest]) -> Projection:
         return self.engine.dry_run(requests)
 
+    def start(self, wait: bool = True) -> None:
+        """Start the workers ahead of the first run (see ``LLMEngine.start``)."""
+        self.engine.start(wait)
+
     def project(self, chunks: Iterable[Sequence[LLMRequest]]) -> dict[str, Any]:
         """This engine's projection record over ``chunks`` of requests, kept with the step."""
         self.projection = projection_record(self.step.stage, self.role, self.endpoint, project_chunks(self.engine, chunks))

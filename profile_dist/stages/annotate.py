@@ -333,6 +333,10 @@ def _annotate_llm(
                     requests += scorer.requests(frame, members, engine)
             summary.llm = {"dry_run": True, **engine.dry_run(requests).as_dict()}
             return
+        if len(engine.cache) == 0:
+            # An empty reply cache: every request will be sent. The workers (and the limiter) boot while the
+            # first shard is read and its requests built, not after (issue 16: seconds to first request).
+            engine.start(wait=False)
         usage = Usage()
         n_responses = 0
         for shard, output_shard, manifest_path in pending:

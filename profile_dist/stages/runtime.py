@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import ray
 from tqdm import tqdm
@@ -30,6 +31,42 @@ def worker_runtime_env() -> dict[str, Any] | None:
     return {"env_vars": env} if env else None
 
 
+#: Processes ``ray.init(address="local")`` starts that a command's own single-node runtime never uses, by the
+#: method of Ray's ``Node`` that starts each. Measured on 2 cores (docs/benchmarks.md, "Time to first useful
+#: work"): together ~0.3 GiB of resident memory, and ray.init waits ~2 s for the API server to come up.
+UNUSED_LOCAL_PROCESSES: dict[str, str] = {
+    # Job submission, the state API (`ray list`), usage stats: nothing reaches a command's private runtime,
+    # which ends with the command. (include_dashboard=False still starts it, with fewer modules.)
+    "start_api_server": "the dashboard's API server",
+    # The autoscaler's monitor: a local runtime is one fixed node.
+    "start_monitor": "the autoscaler monitor",
+}
+#: Started only when workers' output is forwarded to the driver (log_to_driver, i.e. --verbose).
+LOG_MONITOR = "start_log_monitor"
+
+
+@contextlib.contextmanager
+def _lean_local_node(log_to_driver: bool) -> Iterator[None]:
+    """While it is open, a new local Ray node skips the processes in UNUSED_LOCAL_PROCESSES (and the log
+    monitor unless ``log_to_driver``). ray.init offers no option for them, so the ``Node`` methods that start
+    them are stood in for by no-ops, and restored on exit. A Ray without one of those methods (an upgrade)
+    just starts it, as before: slower, never wrong. Never used when joining a cluster (--address)."""
+    try:
+        from ray._private.node import Node
+    except ImportError:  # pragma: no cover - a Ray that moved it: start everything
+        yield
+        return
+    names = [*UNUSED_LOCAL_PROCESSES, *([] if log_to_driver else [LOG_MONITOR])]
+    saved = {name: Node.__dict__[name] for name in names if callable(Node.__dict__.get(name))}
+    for name in saved:
+        setattr(Node, name, lambda self, *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(Node, name, method)
+
+
 def ensure_ray(address: str | None = None) -> None:
     """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand."""
     if ray.is_initialized():
@@ -46,7 +83,8 @@ def ensure_ray(address: str | None = None) -> None:
     else:
         # address="local": a new runtime of our own, as the CLI promises, never whatever cluster another process
         # left in /tmp/ray/ray_current_cluster (its workers may not see this machine's paths); --address auto joins one.
-        ray.init(address="local", include_dashboard=False, **options)
+        with _lean_local_node(options.get("log_to_driver", True)):
+            ray.init(address="local", include_dashboard=False, **options)
     if routing is not None:
         routing.started_ray = True
 

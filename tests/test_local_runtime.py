@@ -1,0 +1,86 @@
+"""The local Ray a command starts for itself: only the processes a single-node command uses.
+
+Each case starts its own local runtime in a fresh process (the session's runtime is already up in this one)
+and lists the processes under it from /proc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Starts the runtime the way a CLI command does (inside ray_messages), runs one task, and prints the command
+# lines of every process under this one.
+SCRIPT = r"""
+import json, os, sys
+import ray
+from profile_dist.stages.ray_messages import ray_messages
+from profile_dist.stages.runtime import ensure_ray
+
+def tree(root):
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                children.setdefault(int(f.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        except (OSError, IndexError, ValueError):
+            pass
+    out, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                out.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return out
+
+with ray_messages(sys.argv[1] == "verbose", sys.argv[2]):
+    ensure_ray()
+    assert ray.get(ray.remote(lambda: 6 * 7).remote()) == 42
+    print(json.dumps(tree(os.getpid())))
+"""
+
+
+def _processes(tmp_path: Path, mode: str) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run([sys.executable, "-c", SCRIPT, mode, str(tmp_path / "ray.log")], capture_output=True,
+                            text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _running(processes: list[str], script: str) -> bool:
+    return any(script in p for p in processes)
+
+
+@pytest.mark.parametrize("mode", ["quiet", "verbose"])
+def test_a_command_starts_no_api_server_or_autoscaler_and_a_log_monitor_only_when_verbose(tmp_path, mode):
+    processes = _processes(tmp_path, mode)
+    assert any("raylet" in p for p in processes) and any("gcs_server" in p for p in processes), processes
+    assert not _running(processes, "dashboard/dashboard.py"), processes  # the API server
+    assert not _running(processes, "autoscaler/_private/monitor.py"), processes
+    # Workers' output is forwarded (by the log monitor) only with --verbose.
+    assert _running(processes, "_private/log_monitor.py") == (mode == "verbose"), processes
+
+
+def test_the_skipped_starts_are_restored_after_the_command_starts_its_runtime():
+    """Ray's Node is patched only for the duration of ray.init: a cluster started later in the same process
+    (ray.cluster_utils, tests) is whole."""
+    from ray._private.node import Node
+
+    from profile_dist.stages.runtime import LOG_MONITOR, UNUSED_LOCAL_PROCESSES, _lean_local_node
+
+    before = {name: Node.__dict__[name] for name in [*UNUSED_LOCAL_PROCESSES, LOG_MONITOR]}
+    with _lean_local_node(log_to_driver=False):
+        assert all(Node.__dict__[name] is not before[name] for name in before)
+    assert {name: Node.__dict__[name] for name in before} == before
