@@ -5,8 +5,11 @@ A pair "decided by" factor f for a source is one whose preferred response has mo
 keep the top ``k`` by |f(preferred) - f(other)|, ties broken by pair_id: the choice is deterministic.
 
 The scan goes pairs shard by pairs shard, keeping only the running top ``k`` per cell, so memory is
-bounded by one shard (plus its responses' annotations), never by the corpus. Texts are fetched at the end
-for the few pairs kept.
+bounded by one shard (plus its responses' annotations), never by the corpus. It looks at the first
+``EXAMPLE_SHARDS`` shards of each pairs directory (in manifest order; ~100,000 pairs each by default):
+examples need a few clear pairs, not the corpus's clearest, and the report's time must not grow with the
+corpus (each shard's responses are spread over every annotation file). Texts are fetched at the end for
+the few pairs kept, one file at a time.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from profile_dist import schema, storage
+from profile_dist.layout import published
 
 CELL_KEYS = ["labeler", "setting", "task", "factor"]
 DEFAULT_PER_CELL = 3
 DEFAULT_MAX_CHARS = 1500  # per text; the page stays small and a reader still sees the gist
+EXAMPLE_SHARDS = 4
 
 
 @dataclass
@@ -88,11 +93,13 @@ def _shard_candidates(shard: str, annotations: pads.Dataset, directions: pl.Data
 
 
 def _texts(dirs: list[str], table: str, id_column: str, ids: list[str], table_schema: pa.Schema) -> dict[str, str]:
-    files = [f for d in dirs for f in storage.list_files(storage.join(d, table))]
-    if not files or not ids:
-        return {}
-    found = _dataset(files, table_schema).to_table(columns=[id_column, "text"], filter=pads.field(id_column).isin(pa.array(ids, pa.string())))
-    return dict(zip(found.column(id_column).to_pylist(), found.column("text").to_pylist()))
+    files = [f for d in dirs for f in published.table_files(d, table)]
+    wanted = pa.array(ids, pa.string())
+    texts: dict[str, str] = {}
+    for file in files if ids else []:  # one file at a time: the filter still reads each file's text column
+        found = _dataset([file], table_schema).to_table(columns=[id_column, "text"], filter=pads.field(id_column).isin(wanted))
+        texts.update(zip(found.column(id_column).to_pylist(), found.column("text").to_pylist()))
+    return texts
 
 
 def _clip(text: str | None, max_chars: int) -> dict[str, Any]:
@@ -112,7 +119,7 @@ def deciding_pairs(
     if missing:
         return DecidingPairs(note=f"example pairs unavailable: {', '.join(missing)} not found (moved since the reduce?)")
     directions = _directions(results["influence"])
-    shards = [s for d in pairs_dirs for s in storage.list_files(storage.join(d, "pairs"))]
+    shards = [s for d in pairs_dirs for s in published.table_files(d, "pairs")[:EXAMPLE_SHARDS]]
     annotation_files = [f for d in annotation_dirs for f in storage.list_files(d)]
     if directions.height == 0 or not shards or not annotation_files:
         return DecidingPairs(note="no factor with a defined, non-zero tau, or no pairs/annotations: no example pairs")
