@@ -226,6 +226,8 @@ def ingest(
         raise ConfigError(str(exc.args[0])) from None
     if not inputs:
         raise ConfigError("ingest needs at least one --input file")
+    # Tasks run elsewhere: relative paths would be resolved against their working directory (storage.absolute).
+    inputs, output = [storage.absolute(p) for p in inputs], storage.absolute(output)
     if len(set(inputs)) != len(inputs):
         raise ConfigError("the same --input file is given twice; its pairs would be counted twice")
     if rows_per_shard <= 0:
