@@ -40,12 +40,13 @@ from profile_dist.workflows.demo import TOPICS, demo_rows
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.cluster
 KEY_ENV, KEY = "PROFILE_TEST_MULTINODE_KEY", "sk-multinode-0123456789"
-# 63 pairs (8 of the demo's 24 topics), 119 distinct responses: 119 fluency requests per paid run.
+# 63 pairs (8 of the demo's 24 topics) by 2 labelers: 126 rows, 119 distinct responses, so 119 fluency
+# requests per paid run.
 N_TOPICS = 8
-# 3 ingest buckets: 3 tasks per stage for 3 one-CPU nodes, and about 40 requests per annotation shard (the
-# engine runs once per shard), more than the 30 the server accepts in 1 s: without one limiter for the
-# whole cluster the server would refuse some.
-ROWS_PER_SHARD = 21
+# 3 ingest buckets (ceil(126 rows / 42)): 3 tasks per stage for 3 one-CPU nodes, and about 40 requests per
+# annotation shard (the engine runs once per shard), more than the 30 the server accepts in 1 s: without one
+# limiter for the whole cluster the server would refuse some.
+ROWS_PER_SHARD = 42
 RPM = 1800  # the server also enforces ceil(RPM/60) = 30 per any 1 s window
 # The limiter paces at (1 - headroom) x RPM. The server stamps a request when its loop reads it, so on a
 # busy 2-core machine a stalled server (or client) loop bunches requests sent in order into one 1 s window:
