@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,8 +85,9 @@ class LoopbackCluster:
         reader.start()
         reader.join(self.timeout)
         if not line or not line[0].startswith("{"):
+            tail = self.log_tail()
             self.stop()
-            raise RuntimeError(f"loopback cluster did not start within {self.timeout:.0f} s: {self.log_tail()}")
+            raise RuntimeError(f"loopback cluster did not start within {self.timeout:.0f} s: {tail}")
         self.info = json.loads(line[0])
         return self
 
@@ -117,6 +119,7 @@ class LoopbackCluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)  # its logs and sockets (a few MB per cluster)
 
     def leftovers(self) -> list[int]:
         return _pids_using(self.temp_dir)
