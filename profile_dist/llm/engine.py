@@ -28,7 +28,8 @@ What a run does:
   dispatching it, so it stops cleanly (in-flight requests finish and are stored; BudgetExceededError
   carries the partial results as ``.results``) before the budget would be exceeded. Token counts are the
   pre-send estimates (:mod:`profile_dist.llm.tokens`), which overestimate English by about a third;
-- hands batches to the worker actors (:mod:`profile_dist.llm.worker`, started through :mod:`profile_dist.llm.actor`; all share the endpoint's limiter,
+- hands batches to the worker actors (:mod:`profile_dist.llm.worker`, started through :mod:`profile_dist.llm.actor`
+  on the nodes :mod:`profile_dist.llm.placement` deals them to; all share the endpoint's limiter,
   :mod:`profile_dist.llm.limiter`); each reply is stored in the cache the moment it arrives (by a worker on
   the driver's node itself, by the driver for workers elsewhere), so a driver killed with SIGKILL and rerun
   pays again for at most the requests dispatched and not yet answered (at most 2 x in-flight per worker);
@@ -54,6 +55,7 @@ from profile_dist.llm.budget import BudgetExceededError, CostModel, Measured, Pr
 from profile_dist.llm.cache import open_reply_cache
 from profile_dist.llm.endpoints import Endpoint, Secret
 from profile_dist.llm.limiter import get_limiter
+from profile_dist.llm.placement import place
 from profile_dist.llm.progress import ProgressBar, RunStats
 from profile_dist.llm.request import LLMRequest, LLMResult, failure_reason, is_final
 from profile_dist.llm.actor import LLMWorker
@@ -144,9 +146,9 @@ class LLMEngine:
         self._worker_ids = [f"{ep.name}-{run_id}-{i}" for i in range(self.num_workers)]
         driver_node = ray.get_runtime_context().get_node_id()
         self._workers = [
-            LLMWorker.options(scheduling_strategy="SPREAD").remote(ep, api_key, wid, self._limiter, self.in_flight,
-                                                                   self.cache.local_dir, driver_node, self.cache.batched)
-            for wid in self._worker_ids]
+            LLMWorker.options(scheduling_strategy=where).remote(ep, api_key, wid, self._limiter, self.in_flight,
+                                                                self.cache.local_dir, driver_node, self.cache.batched)
+            for wid, where in zip(self._worker_ids, place(self.num_workers, driver_node))]
         self._ready = [w.ready.remote() for w in self._workers]
 
     def _await_workers(self) -> None:
@@ -169,9 +171,10 @@ class LLMEngine:
             self._limiter.unregister.remote(self._worker_ids[slot])
         wid = f"{self._worker_ids[slot]}-r{self._restarts}"
         self._worker_ids[slot] = wid
-        worker = LLMWorker.options(scheduling_strategy="SPREAD").remote(
+        driver_node = ray.get_runtime_context().get_node_id()
+        worker = LLMWorker.options(scheduling_strategy=place(len(self._workers), driver_node)[slot]).remote(
             self.endpoint, self._api_key, wid, self._limiter, self.in_flight, self.cache.local_dir,
-            ray.get_runtime_context().get_node_id(), self.cache.batched)
+            driver_node, self.cache.batched)
         self._workers[slot] = worker
         fatal = await worker.ready.remote()
         if fatal:

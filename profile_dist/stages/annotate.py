@@ -200,6 +200,8 @@ def annotate(
     llm_calls: str = "combined",
     factor_file: str | None = None,
 ) -> AnnotateSummary:
+    # Tasks run elsewhere: relative paths would be resolved against their working directory (storage.absolute).
+    pairs_dir, output = storage.absolute(pairs_dir), storage.absolute(output)
     # User-defined LLM factors (docs/discovery.md) come from the file, never from the global registry.
     factors, user_factors = with_user_factors(factors, load_factor_file(factor_file) if factor_file else [])
     if user_factors and llm is None:

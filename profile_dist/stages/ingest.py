@@ -235,6 +235,8 @@ def ingest(
     if not inputs:
         raise ConfigError("ingest needs at least one --input file")
     inputs = storage.expand_inputs(inputs)  # directories and patterns -> their data files
+    # Tasks run elsewhere: relative paths would be resolved against their working directory (storage.absolute).
+    inputs, output = [storage.absolute(p) for p in inputs], storage.absolute(output)
     if len(set(inputs)) != len(inputs):
         raise ConfigError("the same --input file is given twice; its pairs would be counted twice")
     if rows_per_shard <= 0:

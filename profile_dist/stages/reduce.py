@@ -254,6 +254,9 @@ def reduce(
     file, whichever are more) cuts the factor join (factor_join.py); it changes no result."""
     if n_bootstrap < 0:
         raise ConfigError("--bootstrap must be 0 or more")
+    # Tasks run elsewhere: relative paths would be resolved against their working directory (storage.absolute).
+    pairs_dirs, annotation_dirs = [storage.absolute(d) for d in pairs_dirs], [storage.absolute(d) for d in annotation_dirs]
+    output = storage.absolute(output)
     if bootstrap_unit not in BOOTSTRAP_UNITS:
         raise ConfigError(f"bootstrap unit {bootstrap_unit!r} unknown; expected one of {', '.join(BOOTSTRAP_UNITS)}")
     pairs_shards = [s for d in pairs_dirs for s in published.table_files(d, "pairs")]  # the manifest's files only

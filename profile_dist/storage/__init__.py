@@ -18,7 +18,7 @@ from profile_dist.storage.s3 import (
     CONNECT_TIMEOUT_S, READ_TIMEOUT_S, WORKER_ENV_VARS, StorageError, arrow_errors, s3_client, s3_endpoint,
     set_s3_endpoint, worker_env,
 )
-from profile_dist.storage.uri import basename, is_remote, join, scheme, split_s3
+from profile_dist.storage.uri import absolute, basename, is_remote, join, scheme, split_s3
 
 __all__ = [
     "Backend", "FileInfo", "LocalBackend", "S3Backend", "backend", "filesystem",
@@ -28,5 +28,5 @@ __all__ = [
     "write_parquet_atomic", "write_shards",
     "CONNECT_TIMEOUT_S", "READ_TIMEOUT_S", "WORKER_ENV_VARS", "StorageError", "arrow_errors", "s3_client",
     "s3_endpoint", "set_s3_endpoint", "worker_env",
-    "basename", "is_remote", "join", "scheme", "split_s3",
+    "absolute", "basename", "is_remote", "join", "scheme", "split_s3",
 ]

@@ -30,6 +30,15 @@ def local_path(uri: str) -> str:
     return os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute against this process's working directory; an s3:// URI unchanged.
+
+    Stages resolve their paths with it before handing them to Ray tasks: a worker resolves a relative path
+    against its own working directory (where the cluster was started), not the driver's, so it would read
+    the wrong files and write outputs and ``.staging-*`` areas there."""
+    return uri if is_remote(uri) else local_path(uri)
+
+
 def join(base: str, *parts: str) -> str:
     if is_remote(base):
         return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])

@@ -3,7 +3,9 @@
 ``ray.cluster_utils.Cluster`` starts a head and worker nodes (each its own raylet, object store and
 resources) on this machine. It runs in a child process so that the test process never connects to it,
 and another Ray runtime in the test process (the suite's ``ray_session``) is left alone. The child prints
-one JSON line (GCS address, dashboard URL, node ids by name) and holds the cluster until SIGTERM.
+one JSON line (GCS address, dashboard URL, node ids by name) and holds the cluster until its stdin closes
+(``stop()``, or the test process dying) or SIGTERM, then kills its nodes at once (no drain: nothing of a test
+cluster needs saving).
 Everything it starts lives under its own ``temp_dir``; ``stop()`` kills by that marker and by pid, never
 by name (``ray stop`` would kill every Ray on the machine).
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -74,7 +77,7 @@ class LoopbackCluster:
     def start(self) -> "LoopbackCluster":
         spec = {"temp_dir": self.temp_dir, "dashboard": self.dashboard, "nodes": self.nodes_spec}
         self.process = subprocess.Popen([sys.executable, "-m", "profile_dist.testing.loopback_cluster", json.dumps(spec)],
-                                        stdout=subprocess.PIPE, stderr=open(os.path.join(self.temp_dir, "holder.log"), "wb"),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(self.temp_dir, "holder.log"), "wb"),
                                         env=self.env, text=True, start_new_session=True)
         assert self.process.stdout is not None
         line: list[str] = []
@@ -82,8 +85,9 @@ class LoopbackCluster:
         reader.start()
         reader.join(self.timeout)
         if not line or not line[0].startswith("{"):
+            tail = self.log_tail()
             self.stop()
-            raise RuntimeError(f"loopback cluster did not start within {self.timeout:.0f} s: {self.log_tail()}")
+            raise RuntimeError(f"loopback cluster did not start within {self.timeout:.0f} s: {tail}")
         self.info = json.loads(line[0])
         return self
 
@@ -96,7 +100,8 @@ class LoopbackCluster:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)  # the holder shuts its cluster down on SIGTERM
+            assert self.process.stdin is not None
+            self.process.stdin.close()  # the holder shuts its cluster down when its stdin closes
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -114,6 +119,7 @@ class LoopbackCluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(self.temp_dir, ignore_errors=True)  # its logs and sockets (a few MB per cluster)
 
     def leftovers(self) -> list[int]:
         return _pids_using(self.temp_dir)
@@ -134,7 +140,6 @@ def main(argv: list[str] | None = None) -> None:
     head_args = {**common, **spec["nodes"][names[0]], "include_dashboard": bool(spec["dashboard"]),
                  "dashboard_port": _free_port(), "ray_client_server_port": _free_port(), "gcs_server_port": _free_port()}
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     cluster = Cluster(initialize_head=True, head_node_args=head_args)
     try:
         nodes = {names[0]: cluster.head_node}
@@ -144,10 +149,17 @@ def main(argv: list[str] | None = None) -> None:
         dashboard = cluster.webui_url
         info = {"address": cluster.address, "dashboard": f"http://{dashboard}" if dashboard else None,
                 "nodes": {name: node.node_id for name, node in nodes.items()}}
+        # Set here, after the nodes: starting a node installs Ray's own SIGTERM handler, which drains for up to 30 s.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
         print(json.dumps(info), flush=True)
         stop.wait()
     finally:
-        cluster.shutdown()
+        # Not cluster.shutdown(): it drains each node gracefully. Workers first, then the head, killed at once.
+        for node in list(cluster.worker_nodes):
+            cluster.remove_node(node, allow_graceful=False)
+        if cluster.head_node is not None:
+            cluster.remove_node(cluster.head_node, allow_graceful=False)
 
 
 if __name__ == "__main__":

@@ -9,14 +9,23 @@ server as a process, enforcing its own per-minute and per-second limits.
 
 The cluster's processes get the store's credentials (as an instance profile would) but NOT its endpoint:
 workers on every node reach the loopback store only because the driver forwards --s3-endpoint-url to them.
+
+The one-node reference runs the same commands at the same time on a one-node cluster of its own, against a
+second LLM server (the same deterministic answers), so the first server's log holds the three-node run's
+requests alone. Then, on that one-node cluster (new node id, own temp dir: none of the first run's nodes),
+another driver annotates the first run's pairs into a new output from the first run's s3:// reply cache and
+pays nothing.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,17 +35,28 @@ from profile_dist import storage
 from profile_dist.testing.llm_server import ServerProcess
 from profile_dist.testing.loopback_cluster import LoopbackCluster
 from profile_dist.testing.s3_server import S3TestServer
-from profile_dist.workflows.demo import write_demo_corpus
+from profile_dist.workflows.demo import TOPICS, demo_rows
 
 REPO = Path(__file__).resolve().parents[2]
-# slow: it passed once and failed once (both LLM workers placed on one node by SPREAD, best-effort) and takes
-# ~3 min; it runs with `pytest -m slow tests/cluster` until its placement check is made deterministic.
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = pytest.mark.cluster
 KEY_ENV, KEY = "PROFILE_TEST_MULTINODE_KEY", "sk-multinode-0123456789"
-RPM = 3000  # the server also enforces ceil(RPM/60) = 50 per any 1 s window
+# 63 pairs (8 of the demo's 24 topics) by 2 labelers: 126 rows, 119 distinct responses, so 119 fluency
+# requests per paid run.
+N_TOPICS = 8
+# 3 ingest buckets (ceil(126 rows / 42)): 3 tasks per stage for 3 one-CPU nodes, and about 40 requests per
+# annotation shard (the engine runs once per shard), more than the 30 the server accepts in 1 s: without one
+# limiter for the whole cluster the server would refuse some.
+ROWS_PER_SHARD = 42
+RPM = 1800  # the server also enforces ceil(RPM/60) = 30 per any 1 s window
+# The limiter paces at (1 - headroom) x RPM. The server stamps a request when its loop reads it, so on a
+# busy 2-core machine a stalled server (or client) loop bunches requests sent in order into one 1 s window:
+# at the default 1% headroom (tolerating ~10 ms of such jitter) a few requests of ~350 drew 429s now and then.
+# 40% tolerates ~0.6 s; two workers each pacing at that rate on their own would still send 1.2x the limit.
+HEADROOM = 0.4
 THREE_NODES = {"head": {"num_cpus": 1},
                "node_a": {"num_cpus": 1, "resources": {"node_a": 1}},
                "node_b": {"num_cpus": 1, "resources": {"node_b": 1}}}
+ONE_NODE = {"head": {"num_cpus": 2}}
 
 
 class Pipeline:
@@ -53,7 +73,8 @@ class Pipeline:
         return done.stdout
 
     def run(self, root: str, corpus: str) -> None:
-        self.cli("ingest", "--format", "pairs", "--input", corpus, "--output", f"{root}/pairs", "--rows-per-shard", "60")
+        self.cli("ingest", "--format", "pairs", "--input", corpus, "--output", f"{root}/pairs", "--rows-per-shard",
+                 str(ROWS_PER_SHARD))
         self.annotate(f"{root}/pairs", f"{root}/annotations")
         self.cli("reduce", "--pairs", f"{root}/pairs", "--annotations", f"{root}/annotations", "--output",
                  f"{root}/results", "--bootstrap", "50")
@@ -84,8 +105,34 @@ def nodes_of(dashboard: str) -> tuple[set[str], set[str]]:
     return {t.node_id for t in tasks if t.node_id}, {a.node_id for a in actors if a.node_id}
 
 
+def staging_dirs(*roots: Path) -> set[Path]:
+    """Every ``.staging-*`` directory under ``roots`` (ingest's private areas; none may outlive a run)."""
+    found = set()
+    for root in roots:
+        for current, dirs, _ in os.walk(root):
+            found.update(Path(current, d) for d in dirs if d.startswith(".staging-"))
+            dirs[:] = [d for d in dirs if d not in (".git", ".venv", "node_modules")]
+    return found
+
+
+def write_corpus(uri: str) -> str:
+    rows = [row for row in demo_rows() if any(topic in row["prompt"] for topic in TOPICS[:N_TOPICS])]
+    storage.write_bytes_atomic("".join(json.dumps(row) + "\n" for row in rows).encode(), uri)
+    return uri
+
+
+def endpoints_file(path: Path, server: ServerProcess) -> str:
+    path.write_text("endpoints:\n  judge:\n"
+                    f"    base_url: {server.base_url}\n    model: test-judge\n    api_key_env: {KEY_ENV}\n"
+                    f"    rpm: {RPM}\n    headroom: {HEADROOM}\n    max_concurrency: 16\n    workers: 2\n")
+    return str(path)  # a config file, local to the drivers (no data)
+
+
 def test_the_pipeline_on_three_nodes_matches_one_node_holds_the_rate_limit_and_shares_the_cache(tmp_path, monkeypatch):
-    with S3TestServer() as s3, ServerProcess(["--api-key", KEY, "--rpm", str(RPM), "--latency-ms", "20", "60"]) as llm:
+    strays_before = staging_dirs(REPO, Path.cwd())
+    server_args = ["--api-key", KEY, "--rpm", str(RPM), "--latency-ms", "20", "60"]
+    with S3TestServer() as s3, ServerProcess(server_args) as llm, ServerProcess(server_args) as llm_ref, \
+            ExitStack() as clusters, ThreadPoolExecutor(2) as pool:
         for name, value in s3.env().items():  # this process reads the results from the store
             monkeypatch.setenv(name, value)
         bucket = s3.create_bucket("multinode")
@@ -94,43 +141,51 @@ def test_the_pipeline_on_three_nodes_matches_one_node_holds_the_rate_limit_and_s
         cluster_env = {**base, **credentials}  # the nodes' processes: credentials, no endpoint
         driver_env = {**cluster_env, KEY_ENV: KEY, "PROFILE_DIST_PROGRESS": "0",
                       "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
-        corpus = write_demo_corpus(f"{bucket}/corpus/demo_pairs.jsonl")
-        endpoints = tmp_path / "endpoints.yaml"  # a config file, local to the drivers (no data)
-        endpoints.write_text("endpoints:\n  judge:\n"
-                             f"    base_url: {llm.base_url}\n    model: test-judge\n    api_key_env: {KEY_ENV}\n"
-                             f"    rpm: {RPM}\n    max_concurrency: 16\n    workers: 2\n")
+        corpus = write_corpus(f"{bucket}/corpus/demo_pairs.jsonl")
+        endpoints = endpoints_file(tmp_path / "endpoints.yaml", llm)
+        three = LoopbackCluster(THREE_NODES, env=cluster_env, dashboard=True)
+        one = LoopbackCluster(ONE_NODE, env=cluster_env)
+        for cluster in (three, one):
+            clusters.callback(cluster.stop)
+        list(pool.map(LoopbackCluster.start, (three, one)))  # the two start in parallel
+        three_nodes, one_nodes = set(three.node_ids.values()), set(one.node_ids.values())
 
-        # One node: the reference results.
-        with LoopbackCluster({"head": {"num_cpus": 2}}, env=cluster_env) as one:
-            Pipeline(one.address, s3.endpoint, driver_env, str(endpoints)).run(f"{bucket}/one", corpus)
-        assert one.leftovers() == []
-        llm.reset()
-
-        with LoopbackCluster(THREE_NODES, env=cluster_env, dashboard=True) as three:
-            pipeline = Pipeline(three.address, s3.endpoint, driver_env, str(endpoints))
-            pipeline.run(f"{bucket}/three", corpus)
-            sent = llm.stats()
-            # Issue 16.6: a new output, another driver process, the first run's s3:// cache: nothing is paid.
-            llm.reset()
-            pipeline.annotate(f"{bucket}/three/pairs", f"{bucket}/three/annotations-again",
-                              "--cache-dir", f"{bucket}/three/annotations/_llm_cache")
-            again = llm.stats()
-            task_nodes, worker_nodes = nodes_of(three.dashboard_url)
-            all_nodes = set(three.node_ids.values())
+        # The three-node run and, at the same time, the one-node reference (its own LLM server and cache).
+        reference = pool.submit(Pipeline(one.address, s3.endpoint, driver_env,
+                                         endpoints_file(tmp_path / "endpoints-ref.yaml", llm_ref)).run,
+                                f"{bucket}/one", corpus)
+        Pipeline(three.address, s3.endpoint, driver_env, endpoints).run(f"{bucket}/three", corpus)
+        reference.result()
+        sent = llm.stats()
+        task_nodes, worker_nodes = nodes_of(three.dashboard_url)
+        three.stop()
         assert three.leftovers() == []
 
-        # Tasks (ingest, annotate, reduce shards) ran on at least two nodes, and so did the LLM workers.
-        assert len(task_nodes & all_nodes) >= 2, (task_nodes, three.node_ids)
-        assert len(worker_nodes & all_nodes) == 2, (worker_nodes, three.node_ids)
+        # Issue 16.6: another node (the one-node cluster's: none of the first run's), another driver, a new
+        # output, the first run's s3:// reply cache: nothing is paid.
+        llm.reset()
+        Pipeline(one.address, s3.endpoint, driver_env, endpoints).annotate(
+            f"{bucket}/three/pairs", f"{bucket}/again/annotations", "--cache-dir", f"{bucket}/three/annotations/_llm_cache")
+        again = llm.stats()
+        one.stop()
+        assert one.leftovers() == []
+
+        # Tasks (ingest, annotate, reduce shards) ran on at least two nodes, and the two LLM workers on two.
+        assert len(task_nodes & three_nodes) >= 2, (task_nodes, three.node_ids)
+        assert len(worker_nodes) == 2 and worker_nodes <= three_nodes, (worker_nodes, three.node_ids)
         # The limit held across nodes: every request answered, none refused, within both windows.
         assert sent["ok"] > 0 and sent["requests"] == sent["ok"] and sent["rate_limited"] == 0, sent["by_status"]
         assert sent["max_in_any_1s"] <= math.ceil(RPM / 60) and sent["max_in_any_60s"] <= RPM
+        # The rerun on another node paid nothing.
+        assert len(one_nodes) == 1 and one_nodes.isdisjoint(three_nodes), (one_nodes, three_nodes)
         assert again["requests"] == 0, again["by_status"]
 
         # The same tables, row for row and bit for bit (table contents: file bytes carry writer metadata).
-        reference = tables(f"{bucket}/one/results/")
-        assert reference and "influence.parquet" in reference, sorted(reference)
-        assert tables(f"{bucket}/three/results/") == reference
+        results = tables(f"{bucket}/one/results/")
+        assert results and "influence.parquet" in results, sorted(results)
+        assert tables(f"{bucket}/three/results/") == results
         annotations = tables(f"{bucket}/one/annotations/")
         assert annotations and tables(f"{bucket}/three/annotations/") == annotations
-        assert tables(f"{bucket}/three/annotations-again/") == annotations
+        assert tables(f"{bucket}/again/annotations/") == annotations
+    # Every path was on the store: no stage left a staging area on local disk (ingest's, for a local output).
+    assert staging_dirs(REPO, Path.cwd()) == strays_before
