@@ -404,7 +404,9 @@ class Pacer:
         self._last_flush = time.monotonic()
         self.stats: collections.Counter[str] = collections.Counter()
 
-    async def acquire(self, tokens: int) -> Slot:
+    async def acquire(self, tokens: int, gate: asyncio.Semaphore | None = None) -> Slot:
+        """Wait for a send slot (and, with ``gate``, the worker's in-flight limit: the caller then holds one
+        unit of it, taken only once the slot is due, so waiting for a slot holds none)."""
         loop = asyncio.get_running_loop()
         while True:
             fut = loop.create_future()
@@ -415,21 +417,28 @@ class Pacer:
             delay = send_at - received
             if delay > 0:
                 await asyncio.sleep(delay)
+            if gate is not None:
+                await gate.acquire()  # no wait unless every in-flight unit is taken; then the send may be late
             if send_at < self._paused_until - 0.002:  # (2 ms: the pushed pause arrives a little late)
                 # A pause came in while waiting and covers this slot (the limiter never grants inside a
                 # known pause). Slots after the pause keep their places in the schedule.
-                self.release(slot)
+                self._give_back(slot, gate)
                 self.stats["voided"] += 1
                 continue
             # Lateness counts from when the slot was known: a slot already due on arrival (the lease's
             # return trip) goes at once, or a slow round trip would void every slot it brings.
             late = time.monotonic() - max(send_at, received)
             if late > self.late_tolerance_s:
-                self.release(slot)
+                self._give_back(slot, gate)
                 self.stats["late"] += 1
                 continue
             self.stats["sent"] += 1
             return slot
+
+    def _give_back(self, slot: Slot, gate: asyncio.Semaphore | None) -> None:
+        self.release(slot)
+        if gate is not None:
+            gate.release()
 
     def release(self, slot: Slot) -> None:
         self._corrections.append((slot[0], slot[1], None))

@@ -3,20 +3,19 @@
 A worker (``LLMWorker`` in :mod:`profile_dist.llm.actor`, one Ray actor process) takes a batch of requests and streams their results back
 as they finish (a Ray streaming generator yielding lists, coalescing what finished together). Each request:
 
-1. waits for an in-flight slot (``max_concurrency`` split over the workers) and a send slot from the
-   shared limiter (:class:`~profile_dist.llm.limiter.Pacer`);
-2. is sent with the ``openai`` async client, with the SDK's own retries off (``max_retries=0``), so every
-   429 reaches the limiter and there is one retry loop (:meth:`WorkerCore._call`): exponential backoff with
+1. waits for a send slot from the shared limiter (:class:`~profile_dist.llm.limiter.Pacer`), then for an
+   in-flight unit (``max_concurrency`` split over the workers): a unit is held only from the send to the
+   reply, not while waiting for a slot or in a backoff, so at 500 requests/s the wait for slots does not
+   eat into the requests in flight;
+2. is sent on :class:`ChatWire` (aiohttp, with the ``openai`` client's headers and typed errors), with no
+   retries below this one, so every 429 reaches the limiter and there is one retry loop
+   (:meth:`WorkerCore._call`): exponential backoff with
    jitter, or the Retry-After the server gave (on a 429, a 503 or any other status), for 429, 408/409,
    5xx, stalls, timeouts and dropped connections. ``max_attempts`` bounds the failed attempts of a call;
    429s ("later", not "failed") have a budget of their own, ``_429_BUDGET`` x ``max_attempts``. A reply
    that does not come within the read timeout (:class:`LatencyTracker`: the endpoint's observed p99
    latency x ``read_timeout_factor``, at least ``read_timeout_floor_s``; ``timeout_s`` until enough replies
    were seen) is abandoned and asked again, with twice the timeout for that request;
-   CPU matters at a thousand requests a second, so the client uses the SDK's aiohttp transport and
-   its generic ``post`` to ``/chat/completions`` with the JSON body and reply as plain dicts: the same
-   auth, URL handling, timeouts and typed errors (RateLimitError, AuthenticationError, ...), without the
-   typed-params transform and pydantic reply models, which cost 2.8 ms of CPU per call against 1.1 ms;
 3. 401/403/404 are fatal for the endpoint: the worker stops sending and the engine stops the job, with a
    message naming the endpoint (the key is scrubbed from anything the server echoed); other 4xx fail the row;
 4. the reply is validated against the schema and re-asked with the error up to ``max_reasks`` times
@@ -47,6 +46,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+import aiohttp
 import httpx2
 import openai
 
@@ -192,32 +192,76 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
-_WARM_REPLY = {"id": "warm", "object": "chat.completion", "created": 0, "model": "warm",
-               "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                            "message": {"role": "assistant", "content": "{}", "refusal": None}}],
-               "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+#: The SDK's typed error for each status (as its own client picks them); >= 500 InternalServerError, else
+#: APIStatusError.
+_STATUS_ERRORS: dict[int, type[openai.APIStatusError]] = {
+    400: openai.BadRequestError, 401: openai.AuthenticationError, 403: openai.PermissionDeniedError,
+    404: openai.NotFoundError, 409: openai.ConflictError, 422: openai.UnprocessableEntityError,
+    429: openai.RateLimitError}
 
 
-async def _warm_up_sdk() -> None:
-    transport = httpx2.MockTransport(lambda request: httpx2.Response(200, json=_WARM_REPLY))
-    client = openai.AsyncOpenAI(api_key="warm-up", base_url="http://warm-up.invalid/v1", max_retries=0,
-                                http_client=httpx2.AsyncClient(transport=transport))
+def status_error(status: int, headers: Any, content: bytes, request: httpx2.Request) -> openai.APIStatusError:
+    """The SDK's typed error for an HTTP error reply, as its own client makes it (class, message, body): what
+    the retry loop and the fatal check read."""
+    text = content.decode("utf-8", "replace").strip()
     try:
-        await _post_chat(client, {"model": "warm", "messages": [{"role": "user", "content": "."}], "max_tokens": 1})
-    finally:
-        await client.close()
+        body: Any = json.loads(text)
+    except ValueError:
+        body = text
+    data = body.get("error", body) if isinstance(body, dict) else body
+    message = data.get("message") if isinstance(data, dict) else None
+    cls = _STATUS_ERRORS.get(status) or (openai.InternalServerError if status >= 500 else openai.APIStatusError)
+    response = httpx2.Response(status, headers=list(headers.items()), content=content, request=request)
+    return cls(f"Error code: {status}" + (f" - {message}" if isinstance(message, str) and message else ""),
+               response=response, body=data)
 
 
-async def _post_chat(client: openai.AsyncOpenAI, body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """(reply as a dict, headers) of one chat completion; status errors raise the SDK's typed errors."""
-    response = await client.post("/chat/completions", body=body, cast_to=httpx2.Response)
-    try:
-        reply = json.loads(response.content)
-        reply["choices"]  # noqa: B018 - the shape check
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _BadBody(f"HTTP {response.status_code} with a body that is not a chat completion: "
-                       f"{response.content[:200]!r}") from exc
-    return reply, response.headers
+class ChatWire:
+    """The worker's HTTP: one aiohttp session (a connection per request in flight, kept alive), with the
+    headers (auth, organization, project) and base URL of the ``openai`` client and its typed errors.
+
+    CPU matters at hundreds of requests a second: the SDK's generic ``post`` wraps every call in httpx2
+    request, URL and header models around the same aiohttp transport, 0.6 ms of CPU per call against
+    0.15 ms for the aiohttp call itself (loopback, 64 in flight). The reply is a plain dict.
+    """
+
+    def __init__(self, client: openai.AsyncOpenAI, connections: int, timeout_s: float) -> None:
+        base = str(client.base_url)  # the SDK ends it with "/"
+        self.chat_url, self.models_url = base + "chat/completions", base + "models"
+        self.headers = {k: v for k, v in {**client.default_headers, **client.auth_headers}.items()
+                        if isinstance(v, str)}  # unset organization/project are the SDK's Omit markers
+        # Created inside the running loop: aiohttp binds its session to it.
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, ssl=httpx2.create_ssl_context()),
+            timeout=aiohttp.ClientTimeout(total=timeout_s))
+
+    async def request(self, method: str, url: str, body: bytes | None = None) -> tuple[bytes, Any]:
+        """(body, headers) of a 2xx reply; a status error raises the SDK's typed error, a dropped or refused
+        connection ``APIConnectionError`` (``APITimeoutError`` past ``timeout_s``), as from the SDK."""
+        try:
+            async with self.session.request(method, url, data=body, headers=self.headers) as response:
+                content = await response.read()
+        except TimeoutError:
+            raise openai.APITimeoutError(httpx2.Request(method, url)) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise openai.APIConnectionError(message=f"Connection error: {type(exc).__name__}: {exc}",
+                                            request=httpx2.Request(method, url)) from exc
+        if response.status >= 400:
+            raise status_error(response.status, response.headers, content, httpx2.Request(method, url))
+        return content, response.headers
+
+    async def chat(self, body: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """(reply as a dict, headers) of one chat completion."""
+        content, headers = await self.request("POST", self.chat_url, json.dumps(body).encode())
+        try:
+            reply = json.loads(content)
+            reply["choices"]  # noqa: B018 - the shape check
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _BadBody(f"a 2xx reply whose body is not a chat completion: {content[:200]!r}") from exc
+        return reply, headers
+
+    async def close(self) -> None:
+        await self.session.close()
 
 
 class WorkerCore:
@@ -244,31 +288,37 @@ class WorkerCore:
         self.estimator = TokenEstimator(endpoint.model, params.get("max_tokens") or params.get("max_completion_tokens"))
         self.mode = "json_object" if endpoint.structured == "json_object" else "json_schema"
         self.fatal: str | None = None
-        self._client: openai.AsyncOpenAI | None = None
+        self._wire: ChatWire | None = None
         self._sem: asyncio.Semaphore | None = None
+        self._admit: asyncio.Semaphore | None = None
         self._open: set[tuple[Any, float, float]] = set()  # (deadline, sent at, scale) of requests in flight
 
+    @property
+    def sending(self) -> int:
+        """Requests holding an in-flight unit: sent, reply not in (a request waiting for its slot holds none)."""
+        return self.in_flight - self._sem._value if self._sem is not None else 0
+
     def _start(self) -> None:
-        if self._client is None:
-            # Created inside the running loop: aiohttp binds its session to it.
-            self._client = openai.AsyncOpenAI(
-                api_key=self._key.reveal(), base_url=self.ep.base_url, max_retries=0, timeout=self.ep.timeout_s,
-                http_client=openai.DefaultAioHttpClient(timeout=self.ep.timeout_s))
+        if self._wire is None:
+            # The SDK client only lends the wire its headers, URL handling and timeouts; it sends nothing.
+            client = openai.AsyncOpenAI(api_key=self._key.reveal(), base_url=self.ep.base_url, max_retries=0,
+                                        timeout=self.ep.timeout_s)
+            self._wire = ChatWire(client, self.in_flight, self.ep.timeout_s)
+            # In flight at the provider (sent, reply not in); a request waiting for its send slot or in a
+            # retry's backoff holds none, so at high rates the wait for slots does not eat the limit.
             self._sem = asyncio.Semaphore(self.in_flight)
+            self._admit = asyncio.Semaphore(self.in_flight)  # requests waiting for a send slot
 
     async def start(self) -> str | None:
-        """Warm up and check the key; returns the fatal message if the endpoint refuses it.
+        """Open the connection and check the key; returns the fatal message if the endpoint refuses it.
 
-        The SDK builds its request and reply models lazily, which makes a worker's first call 80-300 ms
-        slower than the rest; sent on a paced slot that late, it would crowd its successors into one
-        provider window. So one call runs first against an in-memory transport, and ``GET /models`` (free,
-        not counted against chat limits) opens the connection and catches a bad key before any paid call.
+        ``GET /models`` (free, not counted against chat limits) opens the first connection and catches a bad
+        key before any paid call.
         """
         self._start()
-        await _warm_up_sdk()
-        assert self._client is not None
+        assert self._wire is not None
         try:
-            await self._client.models.list()
+            await self._wire.request("GET", self._wire.models_url)
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403):
                 self.fatal = self._fatal_message(exc)
@@ -279,9 +329,9 @@ class WorkerCore:
     async def close(self) -> None:
         if self.pacer is not None:
             self.pacer.flush()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        if self._wire is not None:
+            await self._wire.close()
+            self._wire = None
         if self.cache is not None:
             self.cache.close()
 
@@ -304,7 +354,7 @@ class WorkerCore:
                 items = [await done.get()]
                 while not done.empty():
                     items.append(done.get_nowait())
-                flush = False
+                flush, before = False, remaining
                 for item in items:
                     if item is _FLUSH:
                         flush, timer = True, None
@@ -312,7 +362,10 @@ class WorkerCore:
                     remaining -= 1
                     held.append(self._store(item))
                     flush = flush or bool(item.get("fatal"))
-                if not self.hold or flush or remaining == 0 or len(held) >= self.flush_max:
+                # Half the batch answered: yield now, so the driver sends the next batch while this one's
+                # slower half runs (held to the end, the in-flight slots would empty in every batch's tail).
+                half = remaining <= len(tasks) // 2 < before
+                if not self.hold or flush or half or remaining == 0 or len(held) >= self.flush_max:
                     if held:
                         yield held
                         held = []
@@ -338,11 +391,9 @@ class WorkerCore:
         return result
 
     async def _run(self, req: dict[str, Any], done: asyncio.Queue) -> None:
-        assert self._sem is not None
         tally = _Tally()
         try:
-            async with self._sem:
-                result = await self._annotate(req, tally)
+            result = await self._annotate(req, tally)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug must fail one row, not the batch
@@ -447,20 +498,28 @@ class WorkerCore:
         """One HTTP attempt. It is abandoned (``_Stalled``) past ``scale`` x the read timeout; requests in
         flight when the timeout goes down (the first replies of a run arrive) get the new one too, so a
         request that stalled before any latency was known does not wait out the configured default."""
-        assert self._client is not None
+        assert self._wire is not None
         schema = req.get("schema")
         mode = self.mode
         sent = structured.json_mode_messages(messages, schema) if schema is not None and mode == "json_object" \
             else messages
         raw_estimate = self.estimator.prompt_tokens(sent)
         slot: Slot | None = None
+        assert self._sem is not None and self._admit is not None
         if self.pacer is not None:
             cap = params.get("max_tokens") or params.get("max_completion_tokens")
-            slot = await self.pacer.acquire(self.estimator.estimate(raw_estimate, cap))
+            async with self._admit:  # the pacer never leases more slots than the in-flight limit can take
+                slot = await self.pacer.acquire(self.estimator.estimate(raw_estimate, cap), gate=self._sem)
+        else:
+            await self._sem.acquire()
         if self.fatal:
+            self._sem.release()
             if slot is not None:
                 self.pacer.release(slot)  # type: ignore[union-attr]
             raise _Aborted()
+        if mode != self.mode:  # another request found json_schema refused while this one waited
+            mode = self.mode
+            sent = structured.json_mode_messages(messages, schema) if schema is not None else messages
         body: dict[str, Any] = {**params, "model": self.ep.model, "messages": sent}
         fmt = structured.response_format(mode, schema, req.get("name", "reply"))
         if fmt is not None:
@@ -474,7 +533,7 @@ class WorkerCore:
                 watch = (deadline, sent_at, scale)
                 self._open.add(watch)
                 try:
-                    reply, headers = await _post_chat(self._client, body)
+                    reply, headers = await self._wire.chat(body)
                 finally:
                     self._open.discard(watch)
         except TimeoutError:
@@ -495,6 +554,8 @@ class WorkerCore:
                     self.pacer.release(slot)  # type: ignore[union-attr]
                 raise _ModeSwitch() from exc
             raise
+        finally:
+            self._sem.release()  # the reply (or its failure) is in: no longer in flight
         if self.latency.observe(loop.time() - sent_at):
             self._tighten(loop.time())
         usage = reply.get("usage") or {}
