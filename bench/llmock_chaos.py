@@ -20,7 +20,8 @@ of (seed, the request's model and messages, how many times they were asked befor
 test server, so a run's faults do not depend on the order requests arrive in.
 
 ``GET /_chaos/stats``: attempts, faults by kind, HTTP statuses, and ``duplicates`` (clean replies to
-requests that already had one: sends a client should not have made).
+requests that already had one: sends a client should not have made); ``GET /_chaos/log``: every attempt
+as (arrival time, request key, attempt number, fault or "ok").
 
     python bench/llmock_chaos.py --port 8000 --scenario full --rpm 600 --seed 42
 """
@@ -33,6 +34,7 @@ import contextvars
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +87,7 @@ class SeededFaults(ScenarioQueue):
         self.asked: collections.Counter[str] = collections.Counter()
         self.faults: collections.Counter[str] = collections.Counter()
         self.clean: collections.Counter[str] = collections.Counter()
+        self.log: list[tuple[float, str, int, str]] = []  # (arrival, request key, attempt, fault or "ok")
 
     def plan_for(self, info: RequestInfo) -> Plan:
         key = _KEY.get()
@@ -101,9 +104,11 @@ class SeededFaults(ScenarioQueue):
             if u < edge:
                 with self._lock:
                     self.faults[kind] += 1
+                    self.log.append((time.time(), key, n, kind))
                 return self.plans[kind](latency)
         with self._lock:
             self.clean[key] += 1
+            self.log.append((time.time(), key, n, "ok"))
         return Plan(delay=latency)
 
     def stats(self) -> dict[str, Any]:
@@ -138,8 +143,9 @@ class WholeReplyFaults:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if scope["path"] == "/_chaos/stats":
-            body = json.dumps({**self.faults.stats(), "statuses": dict(self.statuses)}).encode()
+        if scope["path"] in ("/_chaos/stats", "/_chaos/log"):
+            body = json.dumps({**self.faults.stats(), "statuses": dict(self.statuses)} if scope["path"] ==
+                              "/_chaos/stats" else self.faults.log).encode()
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", b"application/json")]})
             await send({"type": "http.response.body", "body": body})
