@@ -21,9 +21,9 @@ More scenarios (``--scenarios``, comma-separated; default ``paced,unlimited``):
             schema-invalid, 3% truncated) and ``storm`` (30% 429, 10% 500, 5% stalls, 5% malformed) under
             a 600 RPM quota, 400 requests, 1 actor: usable, failed by reason, accepted per minute, then a
             rerun into the same cache (retried, usable after it)
-  llmock    the same two quotas and rates of HTTP faults from LLMock itself (PyPI ``llmock``, the
-            ``bench`` extra; its CLI injects 429/500/503 and latency on non-streaming calls, the stalls
-            and truncations of ``full`` need its scripted scenarios and are left to ``chaos``)
+  llmock    the same two scenarios, seeded, from LLMock 0.2.2 itself (PyPI ``llmock``, the ``bench`` extra),
+            through bench/llmock_chaos.py (its CLI draws unseeded and faults only streamed replies); also
+            counts duplicate sends over both runs
   startup   ``profile-dist annotate --llm`` as a fresh process against the server (600 RPM): seconds
             from the command's start to the server's first request, and the wall time of a fully cached
             rerun into a new output
@@ -290,6 +290,7 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()} "
           f"loadavg={load[0]:.1f},{load[1]:.1f},{load[2]:.1f}", flush=True)
+    # address="local": a new Ray instance, never another process's cluster found on this machine.
     ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     actors = [int(x) for x in a.actors.split(",")]
     rows = []
