@@ -21,8 +21,8 @@ and whatever the caller's rate. Only evidence of a lower limit changes the sched
   longer than the background rate of 429s explains. A real limit below ours refuses every send until its
   window moves, so its 429s come in long runs; random 429s at a rate p make a run of k with probability
   p^k per send. The run needed is the shortest k with p^k <= 1e-5 (``_NOISE``), at least ``run_429`` (5)
-  and at most 16, p being the share of 429s among the settled sends just before the run (none known:
-  0). So 15% of random 429s need 7 in a row, 30% need 10: at 30% a fixed 5 is met about once per 600
+  and at most 16, p being the share of 429s among the (up to 200) sends just before the run (fewer
+  than 10: 0). So 15% of random 429s need 7 in a row, 30% need 10: at 30% a fixed 5 is met about once per 600
   sends, and cut LLMock's storm scenario's rate for nothing.
 On evidence the limiter pauses the schedule for the Retry-After and pushes the pause to every registered
 worker, which give back the slots they hold inside it (those after it keep their places), and cuts the
@@ -56,8 +56,8 @@ _LEAD = 0.005
 _FLOOR = 0.25  # the lowest rate factor a cut can reach
 _SHARE_OF = 20  # recent sends whose accepted share sets the cut after a run of 429s
 _NOISE = 1e-5  # chance per send that random 429s make a run taken for a limit
-_BACKGROUND_OF = 200  # settled sends before a run that estimate the background rate of 429s
-_MIN_BACKGROUND = 20  # fewer known: no background assumed
+_BACKGROUND_OF = 200  # sends before a run that estimate the background rate of 429s
+_MIN_BACKGROUND = 10  # fewer: no background assumed
 _MAX_RUN = 16  # a run this long is a limit whatever the background
 
 
@@ -267,20 +267,18 @@ class LimiterCore:
         return run >= self.run_429 and run >= self._run_needed(start)  # (the scan only for runs that may count)
 
     def _run_needed(self, start: int) -> int:
-        """Refusals in a row that are evidence of a limit, given the share of 429s among the sends settled
-        before ``start``: those up to the last answered one (answers are reported seconds late, 429s at
-        once, so the newest sends would look refused more often than they are)."""
-        known = limited = 0
-        settled = False
+        """Refusals in a row that are evidence of a limit, given the share of 429s among the sends before
+        ``start`` (the run's first, whose 429 is back: those sent before it mostly have their outcome too).
+        A 5xx or a stall is a send that was not refused; answers need not be reported yet."""
+        sent = limited = 0
         for j in range(start - 1, -1, -1):
             e = self._booked[j]
-            settled = settled or e.answered
-            if settled and (e.limited or e.answered):
-                known += 1
+            if e.sent:
+                sent += 1
                 limited += e.limited
-                if known >= _BACKGROUND_OF:
+                if sent >= _BACKGROUND_OF:
                     break
-        p = limited / known if known >= _MIN_BACKGROUND else 0.0
+        p = limited / sent if sent >= _MIN_BACKGROUND else 0.0
         if p <= 0.0:
             return self.run_429
         if p >= 1.0:

@@ -173,6 +173,20 @@ def test_runs_that_a_high_background_of_random_429s_explains_are_noise():
     assert core.stats["penalties"] >= 1 and core.stats["cuts"] == 1 and core.factor < 1.0
 
 
+def test_the_background_counts_before_the_answers_are_reported():
+    # The first seconds of a run: 429s come back at once, answers only with the worker's next report. 7
+    # of the first 20 sends were refused at random (nothing else reported yet), then 6 in a row: noise
+    # at 35% (0.35^6 = 0.2%). A limit's run goes on, and is taken for one by the 16th at the latest.
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=1000.0, run_429=5)
+    lid, slots = core.lease(0.0, [1] * 60)
+    early = [i in (1, 4, 7, 9, 12, 15, 18) for i in range(20)]
+    for i, r in enumerate(early):
+        if r:
+            assert core.penalize(slots[i] + 0.05, 1.0, (lid, i), conclusive=False) is None
+    run = [core.penalize(slots[i] + 0.05, 1.0, (lid, i), conclusive=False) for i in range(20, 36)]
+    assert run[:6] == [None] * 6 and run[-1] is not None and core.stats["cuts"] == 1
+
+
 def test_a_low_background_of_random_429s_still_lets_a_run_of_five_be_a_limit():
     import random
 
