@@ -21,9 +21,9 @@ More scenarios (``--scenarios``, comma-separated; default ``paced,unlimited``):
             schema-invalid, 3% truncated) and ``storm`` (30% 429, 10% 500, 5% stalls, 5% malformed) under
             a 600 RPM quota, 400 requests, 1 actor: usable, failed by reason, accepted per minute, then a
             rerun into the same cache (retried, usable after it)
-  llmock    the same two quotas and rates of HTTP faults from LLMock itself (PyPI ``llmock``, the
-            ``bench`` extra; its CLI injects 429/500/503 and latency on non-streaming calls, the stalls
-            and truncations of ``full`` need its scripted scenarios and are left to ``chaos``)
+  llmock    the same two scenarios, seeded, from LLMock 0.2.2 itself (PyPI ``llmock``, the ``bench`` extra),
+            through bench/llmock_chaos.py (its CLI draws unseeded and faults only streamed replies); also
+            counts duplicate sends over both runs
   startup   ``profile-dist annotate --llm`` as a fresh process against the server (600 RPM): seconds
             from the command's start to the server's first request, and the wall time of a fully cached
             rerun into a new output
@@ -135,9 +135,8 @@ CHAOS = {
     "storm": ["--rate-limited-rate", "0.30", "--error-rate", "0.10", "--error-statuses", "500",
               "--timeout-rate", "0.05", "--malformed-rate", "0.05"],
 }
-#: The same through LLMock's CLI (HTTP faults only).
-LLMOCK = {"full": ["--error-rate-429", "0.15", "--error-rate-500", "0.05", "--error-rate-503", "0.05"],
-          "storm": ["--error-rate-429", "0.30", "--error-rate-500", "0.10"]}
+#: LLMock itself runs the same scenarios, seeded, through bench/llmock_chaos.py.
+LLMOCK_SEED = 42
 
 
 def rpm_scenarios(actors: list[int], headroom: float) -> dict[str, Any]:
@@ -203,26 +202,34 @@ def llmock(n: int, rpm: int) -> dict[str, Any]:
         print("llmock: not installed (pip install -e '.[bench]'); skipped", flush=True)
         return {}
     out: dict[str, Any] = {}
-    for name, faults in LLMOCK.items():
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llmock_chaos.py")
+    for name in CHAOS:
         port = _free_port()
-        cmd = [sys.executable, "-c", "from llmock.cli import app; app()", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--rpm", str(rpm), "--latency-ms", "500", "--log-level", "warning", *faults]
+        cmd = [sys.executable, launcher, "--port", str(port), "--scenario", name, "--rpm", str(rpm),
+               "--seed", str(LLMOCK_SEED), "--latency-ms", "200", "800", "--stall-s", "30"]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 60
             while True:  # until it answers
                 try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+                    urllib.request.urlopen(f"{base}/health", timeout=2).close()
                     break
                 except OSError:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise RuntimeError(f"llmock did not start: {' '.join(cmd)}") from None
                     time.sleep(0.3)
-            row = chaos_run(f"http://127.0.0.1:{port}/v1", "gpt-4o-mini", KEY_ENV, n, rpm, f"llmock-{name}")
+            row = chaos_run(f"{base}/v1", "gpt-4o-mini", KEY_ENV, n, rpm, f"llmock-{name}")
+            with urllib.request.urlopen(f"{base}/_chaos/stats", timeout=10) as r:
+                stats = json.loads(r.read())
         finally:
             proc.kill()
             proc.wait(timeout=10)
-        print(f"llmock scenario={name} requests={n} rpm={rpm} " + fmt(row), flush=True)
+        row["duplicates"] = stats["duplicates"]  # clean replies sent twice, over both runs
+        row["attempts"] = stats["attempts"]
+        row["faults"] = ";".join(f"{k}:{v}" for k, v in sorted(stats["faults"].items()))
+        row["server_status"] = ";".join(f"{k}:{v}" for k, v in sorted(stats["statuses"].items()))
+        print(f"llmock scenario={name} requests={n} rpm={rpm} seed={LLMOCK_SEED} " + fmt(row), flush=True)
         out.update({f"llmock_{name}_{k}": v for k, v in row.items()})
     return out
 
@@ -283,7 +290,8 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {platform.machine()} cores={os.cpu_count()} python={platform.python_version()} "
           f"loadavg={load[0]:.1f},{load[1]:.1f},{load[2]:.1f}", flush=True)
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    # address="local": a new Ray instance, never another process's cluster found on this machine.
+    ray.init(address="local", num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
     actors = [int(x) for x in a.actors.split(",")]
     rows = []
     final: dict[str, Any] = {"failed": 0}

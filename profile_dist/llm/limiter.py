@@ -17,9 +17,13 @@ that was not used, or drew a 429 (which providers do not count), is released.
 A 429 is not always a limit: providers also refuse requests when their shared capacity is short, at random
 and whatever the caller's rate. Only evidence of a lower limit changes the schedule (:meth:`LimiterCore.penalize`):
 - the 429's ``x-ratelimit-remaining-*`` headers say a quota is used up (conclusive), or
-- the 429s *cluster on the schedule*: ``run_429`` (5) consecutive sends of the shared schedule were all
-  refused. A real limit below ours refuses every send until its window moves, so its 429s come in runs;
-  random 429s at a rate p make such a run with probability p^5 (0.008% at 15%, 0.2% at 30%).
+- the 429s *cluster on the schedule*: a run of consecutive sends of the shared schedule were all refused,
+  longer than the background rate of 429s explains. A real limit below ours refuses every send until its
+  window moves, so its 429s come in long runs; random 429s at a rate p make a run of k with probability
+  p^k per send. The run needed is the shortest k with p^k <= 1e-5 (``_NOISE``), at least ``run_429`` (5)
+  and at most 16, p being the share of 429s among the (up to 200) sends just before the run (fewer
+  than 10: 0). So 15% of random 429s need 7 in a row, 30% need 10: at 30% a fixed 5 is met about once per 600
+  sends, and cut LLMock's storm scenario's rate for nothing.
 On evidence the limiter pauses the schedule for the Retry-After and pushes the pause to every registered
 worker, which give back the slots they hold inside it (those after it keep their places), and cuts the
 rate (once per incident): after a run of 429s to the share of recent sends that went through (at least
@@ -51,6 +55,10 @@ _REPEAT_S = 10.0
 _LEAD = 0.005
 _FLOOR = 0.25  # the lowest rate factor a cut can reach
 _SHARE_OF = 20  # recent sends whose accepted share sets the cut after a run of 429s
+_NOISE = 1e-5  # chance per send that random 429s make a run taken for a limit
+_BACKGROUND_OF = 200  # sends before a run that estimate the background rate of 429s
+_MIN_BACKGROUND = 10  # fewer: no background assumed
+_MAX_RUN = 16  # a run this long is a limit whatever the background
 
 
 class _Entry:
@@ -215,8 +223,7 @@ class LimiterCore:
         if entry is not None:
             entry.limited = True
         self._recover(now)
-        run = self._run(entry) if entry is not None else 0
-        if not conclusive and run < self.run_429:
+        if not conclusive and (entry is None or not self._limit_run(entry)):
             self.stats["noise_429"] += 1
             return None
         self.stats["penalties"] += 1
@@ -240,22 +247,43 @@ class LimiterCore:
                 return i
         return -1
 
-    def _run(self, entry: _Entry) -> int:
-        """Consecutive sent slots around ``entry`` (itself included) that drew a 429; unsent slots are skipped."""
+    def _limit_run(self, entry: _Entry) -> bool:
+        """Whether the sent slots around ``entry`` (itself included) that drew a 429 in a row are a run longer
+        than the background rate of 429s explains; unsent slots are skipped."""
         i = self._position(entry)
         if i < 0:
-            return 1
-        run = 1
+            return self.run_429 <= 1
+        run, start = 1, i
         for step in (-1, 1):
             j = i + step
-            while 0 <= j < len(self._booked) and run < self.run_429:
+            while 0 <= j < len(self._booked) and run < _MAX_RUN:
                 e = self._booked[j]
                 if e.limited:
                     run += 1
+                    start = min(start, j)
                 elif e.req > 0:
                     break
                 j += step
-        return run
+        return run >= self.run_429 and run >= self._run_needed(start)  # (the scan only for runs that may count)
+
+    def _run_needed(self, start: int) -> int:
+        """Refusals in a row that are evidence of a limit, given the share of 429s among the sends before
+        ``start`` (the run's first, whose 429 is back: those sent before it mostly have their outcome too).
+        A 5xx or a stall is a send that was not refused; answers need not be reported yet."""
+        sent = limited = 0
+        for j in range(start - 1, -1, -1):
+            e = self._booked[j]
+            if e.sent:
+                sent += 1
+                limited += e.limited
+                if sent >= _BACKGROUND_OF:
+                    break
+        p = limited / sent if sent >= _MIN_BACKGROUND else 0.0
+        if p <= 0.0:
+            return self.run_429
+        if p >= 1.0:
+            return _MAX_RUN
+        return min(_MAX_RUN, max(self.run_429, math.ceil(math.log(_NOISE) / math.log(p))))
 
     def _accepted_share(self) -> float:
         """Share of the last ``_SHARE_OF`` sends with a known outcome that went through (answers are reported

@@ -183,6 +183,17 @@ def exhausted(headers: Any) -> bool:
     return obs is not None and any(v is not None and v <= 0 for v in (obs[0], obs[2]))
 
 
+def _told_wait(exc: BaseException) -> float | None:
+    """Seconds the server asked to wait before the next attempt (its Retry-After, on any status, plus up to
+    10% jitter against a herd); 0 after a switch to JSON mode; None when it said nothing."""
+    if isinstance(exc, _ModeSwitch):
+        return 0.0
+    response = getattr(exc, "response", None)
+    after = _retry_after(response.headers) if isinstance(exc, openai.APIStatusError) and response is not None \
+        else None
+    return None if after is None else after * (1.0 + 0.1 * random.random())
+
+
 def _transient(exc: BaseException) -> bool:
     if isinstance(exc, (openai.APIConnectionError, openai.APIResponseValidationError, _ModeSwitch, _BadBody,
                         _Stalled)):
@@ -459,7 +470,7 @@ class WorkerCore:
         """One reply, retrying transient failures: ``max_attempts`` failed attempts at most, and 429s within a
         budget of their own. A stalled attempt's successor gets twice the read timeout (a slow but healthy
         reply must eventually fit)."""
-        failed = limited = 0
+        failed = limited = backoffs = 0
         scale = 1.0
         while True:
             try:
@@ -475,23 +486,20 @@ class WorkerCore:
                     raise
                 if isinstance(exc, _Stalled):
                     scale *= 2
-                delay = self._delay(exc, failed + limited)
+                delay = _told_wait(exc)
+                if delay is None:
+                    backoffs += 1
+                    delay = self._backoff(backoffs)
             tally.retries += 1
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    def _delay(self, exc: BaseException | None, attempt: int) -> float:
-        """Seconds before the next attempt after ``attempt`` failed attempts: Retry-After when the server
-        gave one, on any status (plus up to 10% jitter against a herd), else exponential backoff with full
-        jitter."""
-        if isinstance(exc, _ModeSwitch):
-            return 0.0
-        response = getattr(exc, "response", None)
-        after = _retry_after(response.headers) if isinstance(exc, openai.APIStatusError) and response is not None \
-            else None
-        if after is not None:
-            return after * (1.0 + 0.1 * random.random())
-        return random.uniform(0, min(self.ep.backoff_max_s, self.ep.backoff_base_s * 2 ** attempt))
+    def _backoff(self, n: int) -> float:
+        """Seconds before the next attempt after the ``n``-th failure the server gave no wait for: exponential
+        backoff with full jitter. Failures that came with a Retry-After (429s, 503s) waited what they were told
+        and do not lengthen it: a 5xx after six such 429s is a first failure (a wait of up to 1 s), not a
+        seventh (up to 30 s; under LLMock's ``full`` one request finished 18 s after all the others so)."""
+        return random.uniform(0, min(self.ep.backoff_max_s, self.ep.backoff_base_s * 2 ** n))
 
     async def _send(self, messages: list[dict[str, str]], req: dict[str, Any], params: dict[str, Any],
                     tally: _Tally, scale: float = 1.0) -> Any:

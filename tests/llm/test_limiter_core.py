@@ -138,6 +138,68 @@ def test_a_run_of_refused_sends_is_a_limit_cut_to_the_share_that_went_through():
     assert core.stats["cuts"] == 1  # but the same incident is cut once
 
 
+def longest_run(refused: list[bool]) -> int:
+    best = cur = 0
+    for r in refused:
+        cur = cur + 1 if r else 0
+        best = max(best, cur)
+    return best
+
+
+def replay(core: LimiterCore, lid: int, slots: list[float], refused: list[bool], first: int = 0) -> list:
+    """Report each slot's outcome in send order: a 429 (penalize) or an answer (correct)."""
+    out = []
+    for i, r in enumerate(refused, start=first):
+        if r:
+            out.append(core.penalize(slots[i] + 0.05, 1.0, (lid, i), conclusive=False))
+        else:
+            core.correct(lid, i, 30)
+    return out
+
+
+def test_runs_that_a_high_background_of_random_429s_explains_are_noise():
+    # A third of the sends refused one at a time, then 30% (LLMock's storm) in runs of 6: at that rate
+    # noise makes a run of 6 once in 1,400 sends (0.3^6); a limit refuses every send, so its run goes on
+    # until 0.3^k <= 1e-5: k = 10.
+    refused = ([True] + [False] * 2) * 20 + ([True] * 6 + [False] * 14) * 27
+    assert len(refused) == 600 and longest_run(refused) == 6  # a fixed run of 5 would have cut the rate here
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=1000.0, run_429=5)
+    lid, slots = core.lease(0.0, [1] * 640)
+    assert set(replay(core, lid, slots, refused)) == {None}
+    assert core.stats["penalties"] == 0 and core.stats["cuts"] == 0 and core.factor == 1.0
+    # Then the provider's real limit: every send refused. Noise at 30% explains 9 in a row, not 10.
+    limit = replay(core, lid, slots, [True] * 12, first=600)
+    assert limit[:9] == [None] * 9 and limit[9] is not None
+    assert core.stats["penalties"] >= 1 and core.stats["cuts"] == 1 and core.factor < 1.0
+
+
+def test_the_background_counts_before_the_answers_are_reported():
+    # The first seconds of a run: 429s come back at once, answers only with the worker's next report. 7
+    # of the first 20 sends were refused at random (nothing else reported yet), then 6 in a row: noise
+    # at 35% (0.35^6 = 0.2%). A limit's run goes on, and is taken for one by the 16th at the latest.
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=1000.0, run_429=5)
+    lid, slots = core.lease(0.0, [1] * 60)
+    early = [i in (1, 4, 7, 9, 12, 15, 18) for i in range(20)]
+    for i, r in enumerate(early):
+        if r:
+            assert core.penalize(slots[i] + 0.05, 1.0, (lid, i), conclusive=False) is None
+    run = [core.penalize(slots[i] + 0.05, 1.0, (lid, i), conclusive=False) for i in range(20, 36)]
+    assert run[:6] == [None] * 6 and run[-1] is not None and core.stats["cuts"] == 1
+
+
+def test_a_low_background_of_random_429s_still_lets_a_run_of_five_be_a_limit():
+    import random
+
+    rng = random.Random(3)
+    refused = [rng.random() < 0.05 for _ in range(300)]
+    assert longest_run(refused) < 5
+    core = LimiterCore(600, None, headroom=0.0, horizon_s=1000.0, run_429=5)
+    lid, slots = core.lease(0.0, [1] * 310)
+    assert set(replay(core, lid, slots, refused)) == {None}
+    limit = replay(core, lid, slots, [True] * 5, first=300)
+    assert limit[:4] == [None] * 4 and limit[4] is not None and core.stats["cuts"] == 1
+
+
 def test_a_run_is_found_whatever_the_order_its_reports_arrive_in():
     import itertools
 
