@@ -139,9 +139,11 @@ CHAOS = {
 LLMOCK_SEED = 42
 
 
-def rpm_scenarios(actors: list[int], headroom: float) -> dict[str, Any]:
+def rpm_scenarios(actors: list[int], headroom: float, limits: set[int] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rpm, n, latency in RPM_SCENARIOS:
+        if limits and rpm not in limits:
+            continue
         for a in actors:
             row = paced(n, a, rpm, latency, headroom)
             print(f"rpm requests={n} rpm={rpm} " + fmt(row), flush=True)
@@ -279,6 +281,7 @@ def main() -> None:
     p.add_argument("--unlimited-requests", type=int, default=20000)
     p.add_argument("--unlimited-workers", type=int, default=2)
     p.add_argument("--skip-unlimited", action="store_true")
+    p.add_argument("--rpm-limits", default="", help="rpm scenario: only these limits (comma-separated, e.g. 6000,30000)")
     p.add_argument("--scenarios", default="paced,unlimited",
                    help="comma-separated: paced, unlimited, rpm, chaos, llmock, startup")
     p.add_argument("--chaos-requests", type=int, default=400)
@@ -310,7 +313,7 @@ def main() -> None:
         final[f"cpu_ms_per_request_a{r['actors']}"] = r["cpu_ms_per_request"]
         final[f"active_cpu_ms_per_request_a{r['actors']}"] = r["active_cpu_ms_per_request"]
     if "rpm" in scenarios:
-        final.update(rpm_scenarios(actors, a.headroom))
+        final.update(rpm_scenarios(actors, a.headroom, {int(x) for x in a.rpm_limits.split(",") if x}))
     if "chaos" in scenarios:
         final.update(chaos(a.chaos_requests, 600))
     if "llmock" in scenarios:

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from profile_dist.layout import published
 from profile_dist.sources import RawPair, RowProblem, get_source
 
 
@@ -138,7 +139,7 @@ def test_webgpt_answers_are_scored_against_their_own_quotes_not_the_union(tmp_pa
     own = {"QUESTION: Why is the sky blue?\n\nRayleigh scattering: Shorter wavelengths scatter more strongly.": row["answer_0"],
            "QUESTION: Why is the sky blue?": row["answer_1"]}
     assert dict(zip(responses["source"], responses["text"])) == own
-    frame = shard_with_sources(responses.to_arrow(), str(tmp_path / "pairs" / "prompts"))
+    frame = shard_with_sources(responses.to_arrow(), published.table_files(str(tmp_path / "pairs"), "prompts"))
     assert dict(zip(frame["text"], frame["source_text"])) == {text: src for src, text in own.items()}
     # The prompt keeps the union (what a generated answer is given and judged against; here it is also
     # answer 0's own quotes, since answer 1 retrieved none).

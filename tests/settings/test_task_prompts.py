@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from profile_dist import schema, storage
+from profile_dist.layout import published
 from profile_dist.prompts.fencing import find_block
 from profile_dist.analysis import manipulation
 from profile_dist.prompts.settings import GenerationPrompt, JudgePrompt, RatingPrompt
@@ -121,7 +122,7 @@ def test_the_stages_record_each_tasks_prompt_version_and_generations_are_judged_
     # A generated answer has no documents of its own: it is judged against those it was given.
     responses = storage.read_table_dir(str(tmp_path / "gen" / "responses"), schema.RESPONSES)
     assert responses.column("source").null_count == responses.num_rows == 2 * 3
-    frame = shard_with_sources(responses, str(tmp_path / "gen" / "prompts"))
+    frame = shard_with_sources(responses, published.table_files(str(tmp_path / "gen"), "prompts"))
     assert all(QUOTE_0 in s and QUOTE_1 in s for s in frame["source_text"])
 
 
