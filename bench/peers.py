@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     counts = ENGINES[a.engine](corpus_files(a.corpus))
     seconds = time.perf_counter() - t
-    figures = {"engine": a.engine, "seconds": f"{seconds:.2f}"}
+    print_figures({"engine": a.engine, "seconds": f"{seconds:.2f}"}, counts)
+
+
+def print_figures(figures: dict[str, object], counts: dict[str, tuple[int, int]]) -> None:
+    """The last line every peer prints: its own figures, then tau and C + D per labeler (pipeline_scale.py reads it)."""
+    figures = dict(figures)
     for labeler, (c, d) in sorted(counts.items()):
         figures[f"tau_{labeler}"] = f"{(c - d) / (c + d):+.6f}" if c + d else "nan"
         figures[f"cd_{labeler}"] = c + d

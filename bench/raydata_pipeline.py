@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peers import corpus_files  # noqa: E402
+from peers import corpus_files, print_figures  # noqa: E402
 
 #: Pairs per hash partition of the shuffles (groupby, join): bounds what one reduce task holds in memory.
 PAIRS_PER_PARTITION = 50_000
@@ -128,11 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     counts = tau_raydata(files, partitions, a.batch_rows)
     ray.shutdown()
     seconds = time.perf_counter() - t
-    figures = {"engine": "raydata", "seconds": f"{seconds:.2f}", "partitions": partitions}
-    for labeler, (c, d) in sorted(counts.items()):
-        figures[f"tau_{labeler}"] = f"{(c - d) / (c + d):+.6f}" if c + d else "nan"
-        figures[f"cd_{labeler}"] = c + d
-    print(" ".join(f"{k}={v}" for k, v in figures.items()))
+    print_figures({"engine": "raydata", "seconds": f"{seconds:.2f}", "partitions": partitions}, counts)
 
 
 if __name__ == "__main__":
