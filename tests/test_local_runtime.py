@@ -71,6 +71,10 @@ def test_a_command_starts_no_api_server_or_autoscaler_and_a_log_monitor_only_whe
     assert not _running(processes, "autoscaler/_private/monitor.py"), processes
     # Workers' output is forwarded (by the log monitor) only with --verbose.
     assert _running(processes, "_private/log_monitor.py") == (mode == "verbose"), processes
+    # The dashboard agent takes any free port: the default one is held by the runtime of the pytest process
+    # (as by any other Ray on the machine), and the raylet would wait ~3 s for the agent's retries on it.
+    agents = [p for p in processes if "dashboard/agent.py" in p]
+    assert agents and all("--listen-port=0" in p for p in agents), agents
 
 
 def test_the_skipped_starts_are_restored_after_the_command_starts_its_runtime():
@@ -80,7 +84,7 @@ def test_the_skipped_starts_are_restored_after_the_command_starts_its_runtime():
 
     from profile_dist.stages.runtime import LOG_MONITOR, UNUSED_LOCAL_PROCESSES, _lean_local_node
 
-    before = {name: Node.__dict__[name] for name in [*UNUSED_LOCAL_PROCESSES, LOG_MONITOR]}
+    before = {name: Node.__dict__[name] for name in [*UNUSED_LOCAL_PROCESSES, LOG_MONITOR, "__init__"]}
     with _lean_local_node(log_to_driver=False):
         assert all(Node.__dict__[name] is not before[name] for name in before)
     assert {name: Node.__dict__[name] for name in before} == before

@@ -48,10 +48,12 @@ LOG_MONITOR = "start_log_monitor"
 @contextlib.contextmanager
 def _lean_local_node(log_to_driver: bool) -> Iterator[None]:
     """While it is open, a new local Ray node skips the processes in UNUSED_LOCAL_PROCESSES (and the log
-    monitor unless ``log_to_driver``). ray.init offers no option for them, so the ``Node`` methods that start
-    them are stood in for by no-ops, and restored on exit. A Ray without one of those methods (an upgrade)
-    just starts it, as before: slower, never wrong. Never used when joining a cluster (--address)."""
+    monitor unless ``log_to_driver``), and its dashboard agent listens on any free port. ray.init offers no
+    option for these, so the ``Node`` methods involved are stood in for (no-ops; a wrapped ``__init__``) and
+    restored on exit. A Ray without one of those methods (an upgrade) just starts it, as before: slower,
+    never wrong. Never used when joining a cluster (--address)."""
     try:
+        from ray._private import ray_constants
         from ray._private.node import Node
     except ImportError:  # pragma: no cover - a Ray that moved it: start everything
         yield
@@ -60,6 +62,20 @@ def _lean_local_node(log_to_driver: bool) -> Iterator[None]:
     saved = {name: Node.__dict__[name] for name in names if callable(Node.__dict__.get(name))}
     for name in saved:
         setattr(Node, name, lambda self, *args, **kwargs: None)
+    original_init = Node.__dict__.get("__init__")
+    agent_default_port = getattr(ray_constants, "DEFAULT_DASHBOARD_AGENT_LISTEN_PORT", None)
+    if callable(original_init):
+        saved["__init__"] = original_init
+
+        def init_with_free_agent_port(self, ray_params, *args, **kwargs):  # type: ignore[no-untyped-def]
+            # The dashboard agent's HTTP port is fixed (52365) by default. With another Ray on this machine (a
+            # second command, a `ray start`) it is taken, and the agent retries for ~3.3 s before it gives up
+            # on it, while the raylet waits for the agent. Our private runtime serves nobody on it: any port.
+            if getattr(ray_params, "dashboard_agent_listen_port", None) == agent_default_port:
+                ray_params.dashboard_agent_listen_port = 0
+            original_init(self, ray_params, *args, **kwargs)
+
+        Node.__init__ = init_with_free_agent_port
     try:
         yield
     finally:
