@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -36,10 +37,14 @@ def pair_id(
 
 
 # --- the same ids for a whole batch at once (ingest) ---------------------------------------------------
-# Joining the parts is vectorised in Arrow; sha256 runs once per DISTINCT joined value: prompts recur in
-# every pair they have and responses across labelers and pairs, so Arrow's unique + index_in (about a
-# tenth of sha256's time on ~1 KB texts) usually saves far more than it costs (4x on bench/gen_corpus.py's
-# batches; ~12% slower where no value repeats).
+# sha256 runs once per DISTINCT row: prompts recur in every pair they have and responses across labelers
+# and pairs. Rows are told apart by their columns' dictionary codes (one hash pass over each column, in
+# Arrow), so the joined "part\x1fpart..." strings are built only for distinct rows, never for every row: on
+# bench/gen_corpus.py's batches this is about a third less CPU than joining every row and finding the
+# distinct joined values (unique + index_in, two hash passes over a full copy of the texts).
+
+#: Past this many possible code combinations the row key would not fit an int64: distinct joined values instead.
+_MAX_KEY = 1 << 62
 
 
 def content_ids(*parts: pa.Array | pa.ChunkedArray | str) -> pa.Array:
@@ -47,25 +52,50 @@ def content_ids(*parts: pa.Array | pa.ChunkedArray | str) -> pa.Array:
 
     Byte-identical to ``content_id(*row)``: integers are joined in decimal, null is not allowed.
     """
-    columns = []
+    columns: list[pa.Array | str] = []
     length = None
     for part in parts:
         if isinstance(part, str):
-            columns.append(pa.scalar(part, pa.large_string()))
+            columns.append(part)
             continue
         if isinstance(part, pa.ChunkedArray):
             part = part.combine_chunks() if part.num_chunks else pa.array([], part.type)
         if part.null_count:
             raise ValueError(f"content_ids: {part.null_count} null value(s)")
-        columns.append(part.cast(pa.large_string()))
+        columns.append(part)
         length = len(part)
     if length is None:
         raise ValueError("content_ids needs at least one column")
-    joined = pc.binary_join_element_wise(*columns, pa.scalar(_SEP, pa.large_string()))
-    distinct = pc.unique(joined)
+    key = np.zeros(length, dtype=np.int64)
+    combinations = 1
+    for column in columns:
+        if isinstance(column, str):
+            continue
+        encoded = pc.dictionary_encode(column)
+        size = max(1, len(encoded.dictionary))
+        combinations *= size
+        if combinations >= _MAX_KEY:
+            return _content_ids_by_joined_value(columns)
+        key = key * size + encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    distinct = pa.array(first)
+    hashed = _hash_joined([c if isinstance(c, str) else c.take(distinct) for c in columns])
+    return hashed.take(pa.array(inverse.reshape(-1)))
+
+
+def _hash_joined(columns: list[pa.Array | str]) -> pa.Array:
+    """sha256 of every row's joined parts."""
+    parts = [pa.scalar(c, pa.large_string()) if isinstance(c, str) else c.cast(pa.large_string()) for c in columns]
+    joined = pc.binary_join_element_wise(*parts, pa.scalar(_SEP, pa.large_string()))
     sha256 = hashlib.sha256
-    hashed = pa.array([sha256(value).hexdigest()[:32] for value in distinct.cast(pa.large_binary()).to_pylist()], pa.string())
-    return hashed.take(pc.index_in(joined, distinct))
+    return pa.array([sha256(value).hexdigest()[:32] for value in joined.cast(pa.large_binary()).to_pylist()], pa.string())
+
+
+def _content_ids_by_joined_value(columns: list[pa.Array | str]) -> pa.Array:
+    parts = [pa.scalar(c, pa.large_string()) if isinstance(c, str) else c.cast(pa.large_string()) for c in columns]
+    joined = pc.binary_join_element_wise(*parts, pa.scalar(_SEP, pa.large_string()))
+    distinct = pc.unique(joined)
+    return _hash_joined([distinct]).take(pc.index_in(joined, distinct))
 
 
 def prompt_ids(text: pa.Array, source: pa.Array) -> pa.Array:

@@ -366,3 +366,13 @@ def test_batch_ids_equal_row_ids_with_repeats(texts, rows):
     prompt = pa.array([f"p{r}" for r in rows[:len(texts)]], pa.string())
     batch = ids.content_ids("response", prompt, pa.array(texts, pa.string()), pa.array(rows[:len(texts)], pa.int64()))
     assert batch.to_pylist() == [ids.content_id("response", p, t, r) for p, t, r in zip(prompt.to_pylist(), texts, rows)]
+
+
+def test_batch_ids_past_the_row_key_range_fall_back_to_distinct_joined_values(monkeypatch):
+    """Columns with too many code combinations for an int64 row key hash each distinct joined value instead."""
+    texts = ["a", "b\x1fc", "a", "same", "b\x1fc", "é" * 40]
+    rows = [0, 1, 0, 2, 1, 3]
+    monkeypatch.setattr(ids, "_MAX_KEY", 4)
+    prompt = pa.array([f"p{r}" for r in rows], pa.string())
+    batch = ids.content_ids("response", prompt, pa.array(texts, pa.string()), pa.array(rows, pa.int64()))
+    assert batch.to_pylist() == [ids.content_id("response", p, t, r) for p, t, r in zip(prompt.to_pylist(), texts, rows)]
