@@ -17,7 +17,7 @@ import contextlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -30,7 +30,7 @@ from profile_dist.errors import ConfigError
 from profile_dist.factors import Factor, all_factors, get_factor
 from profile_dist.factors.llm_calls import SINGLE, Usage
 from profile_dist.factors.llm_response import COMBINED, combinable
-from profile_dist.llm.step import LLMStep
+from profile_dist.llm.step import LLMStep, project_chunks
 from profile_dist.prompts.fencing import PromptSpec
 from profile_dist.stages.runtime import ensure_ray, run_tasks
 from profile_dist.tasks import get_task
@@ -328,12 +328,12 @@ def _annotate_llm(
     # are read here, in the driver): a fully cached run never waits for it.
     with step.engine("annotator", endpoint, desc="annotate (llm)", connect=lambda: ensure_ray(address)) as engine:
         if step.dry_run:
-            requests = []
-            for shard, _, _ in pending:
-                frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompt_files)
-                for scorer, members in groups:
-                    requests += scorer.requests(frame, members, engine)
-            summary.llm = {"dry_run": True, **engine.dry_run(requests).as_dict()}
+            def shard_requests() -> Iterator[list[Any]]:  # a shard at a time: a corpus's requests never sit in memory
+                for shard, _, _ in pending:
+                    frame = shard_with_sources(storage.read_parquet(shard, schema.RESPONSES), prompt_files)
+                    yield [request for scorer, members in groups for request in scorer.requests(frame, members, engine)]
+
+            summary.llm = {"dry_run": True, **project_chunks(engine, shard_requests()).as_dict()}
             return
         if len(engine.cache) == 0:
             # An empty reply cache: every request will be sent. The workers (and the limiter) boot while the
