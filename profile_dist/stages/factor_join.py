@@ -8,7 +8,8 @@ the join is a hash shuffle through files (``stages/shuffle.py``, as ingest's) in
    with its precedence ``rank`` = (file ordinal, row): the first value of a (response, factor) in the
    order the annotation files are given wins, as a filter over all of them in that order would keep.
 2. **edges** (a task per source: a pairs shard or a judged-pairs file): each decided row's two
-   (row, side, response id) half-edges, by bucket of response id.
+   (row, side, response id) half-edges, by bucket of response id. Having read the shard, the same task
+   routes its pair ids for the duplicate-pair check (unique_pairs.py), so the check costs no read of its own.
 3. **buckets** (a task per bucket): one bucket's values and edges joined, written by source.
 
 Then each source's reader (:class:`JoinedReader`, run inside the reduce's map task) reads its rows'
@@ -34,7 +35,7 @@ import ray
 from profile_dist import schema, storage
 from profile_dist.analysis import stats
 from profile_dist.analysis.partials import DiffBatch, GroupKey
-from profile_dist.stages import shuffle
+from profile_dist.stages import shuffle, unique_pairs
 from profile_dist.stages.runtime import run_tasks
 
 SIDES = ("a", "b")
@@ -53,6 +54,7 @@ class Oriented:
 
     frame: pl.DataFrame
     skipped: Counter
+    pair_ids: pa.Array | pa.ChunkedArray | None = None  # every row's pair id, ties included, in stored order (pairs shards)
 
 
 class Source(Protocol):
@@ -108,16 +110,22 @@ def route_values(annotation_file: str, ordinal: int, wanted: list[str], n_bucket
     return output.finish(out).tolist()
 
 
-def route_edges(source: Source, n_buckets: int, out: str) -> list[int]:
-    """The two half-edges of each decided row of ``source``, by bucket of response id; returns byte offsets."""
-    frame = source.rows().frame
+def route_edges(source: Source, n_buckets: int, out: str, pair_ids: tuple[int, int, str] | None = None
+                ) -> tuple[list[int], list[int] | None]:
+    """The two half-edges of each decided row of ``source``, by bucket of response id: byte offsets of ``out``.
+    With ``pair_ids`` = (ordinal, buckets, file), also the source's pair ids for the duplicate check."""
+    oriented = source.rows()
+    frame = oriented.frame
     rows = pa.array(np.arange(frame.height, dtype=np.int64))
     output = shuffle.MapOutput(EDGES, n_buckets)
     for side, column in enumerate(("response_a_id", "response_b_id")):
         ids = frame[column].to_arrow().cast(pa.string())
         edges = pa.table([rows, pa.array(np.full(frame.height, side, np.int8)), ids], schema=EDGES)
         output.add(edges, shuffle.bucket_of(stats.id_hashes(ids), n_buckets))
-    return output.finish(out).tolist()
+    routed = None
+    if pair_ids is not None and oriented.pair_ids is not None:
+        routed = unique_pairs.route_pair_ids(oriented.pair_ids, *pair_ids)
+    return output.finish(out).tolist(), routed
 
 
 def joined_schema(wanted: Sequence[str]) -> pa.Schema:
@@ -184,8 +192,9 @@ def co_partition(sources: Sequence[Source], annotation_files: Sequence[str], fac
                  length_factor: str, length_tolerance: float, n_buckets: int | None = None,
                  progress: bool | None = None) -> list[JoinedReader]:
     """Route ``sources`` and ``annotation_files`` into ``n_buckets`` (default: as many as the larger of the
-    two lists) under ``scratch`` and join them; one reader per source, in order. The caller removes ``scratch``
-    once the readers have been read."""
+    two lists) under ``scratch`` and join them; one reader per source, in order. Raises (unique_pairs) when a
+    pair id appears twice across the sources that carry pair ids. The caller removes ``scratch`` once the
+    readers have been read."""
     wanted = list(dict.fromkeys([*factors, length_factor]))
     n_buckets = n_buckets or max(1, len(sources), len(annotation_files))
     run = uuid.uuid4().hex[:8]
@@ -193,10 +202,16 @@ def co_partition(sources: Sequence[Source], annotation_files: Sequence[str], fac
     value_offsets = run_tasks(_route_values, [(f, j, wanted, n_buckets, out) for j, (f, out) in
                                               enumerate(zip(annotation_files, value_files))], desc="reduce: values", progress=progress)
     edge_files = [storage.join(scratch, f"edges-{run}", f"map-{i:06d}.arrows") for i in range(len(sources))]
-    edge_offsets = run_tasks(_route_edges, [(s, n_buckets, out) for s, out in zip(sources, edge_files)],
-                             desc="reduce: pairs", progress=progress)
+    id_buckets = max(1, len(sources))
+    id_files = [storage.join(scratch, f"pair-ids-{run}", f"map-{i:06d}.arrows") for i in range(len(sources))]
+    routed = run_tasks(_route_edges, [(s, n_buckets, out, (i, id_buckets, id_files[i]))
+                                      for i, (s, out) in enumerate(zip(sources, edge_files))],
+                       desc="reduce: pairs", progress=progress)
+    with_ids = [i for i, (_, ids) in enumerate(routed) if ids is not None]
+    unique_pairs.check_unique_pairs([s.name for s in sources], [id_files[i] for i in with_ids],
+                                    [routed[i][1] for i in with_ids], id_buckets, progress=progress)
     value_offsets = [np.asarray(o) for o in value_offsets]
-    edge_offsets = [np.asarray(o) for o in edge_offsets]
+    edge_offsets = [np.asarray(edges) for edges, _ in routed]
     bucket_files = [storage.join(scratch, f"joined-{run}", f"bucket-{r:06d}.arrows") for r in range(n_buckets)]
     bucket_offsets = run_tasks(_join_bucket, [
         (shuffle.pieces_of_bucket(value_files, value_offsets, r),

@@ -38,7 +38,7 @@ from profile_dist.analysis.partials import (
 from profile_dist.analysis.tables import DEFAULT_LENGTH_FACTOR, FactorSets, result_tables
 from profile_dist.stages.factor_join import Oriented, co_partition
 from profile_dist.stages.runtime import ensure_ray, run_tasks, unwrap
-from profile_dist.stages.unique_pairs import check_unique_pairs
+from profile_dist.stages.unique_pairs import check_distinct_shards
 
 DEFAULT_LENGTH_TOLERANCE = 0.10  # responses within 10% of each other's length count as length-matched
 
@@ -82,7 +82,7 @@ class PairsShard:
             skipped[(labeler, setting, task, "", "tie label (no preference)")] += n
         decided = pairs.filter(pl.col("label") != "tie").with_columns(
             pair_key=pl.col("pair_id"), unit_key=pl.col(BOOTSTRAP_UNITS[self.bootstrap_unit]))
-        return Oriented(decided, skipped)
+        return Oriented(decided, skipped, pairs["pair_id"].to_arrow())
 
 
 #: Why a judged pair is not one both sides decided, per side.
@@ -265,6 +265,7 @@ def reduce(
     annotation_files = [f for d in annotation_dirs for f in storage.list_files(d)]
     if not annotation_files:
         raise ConfigError(f"no annotation shards under {', '.join(annotation_dirs)}; run `profile-dist annotate` first")
+    check_distinct_shards(pairs_shards)
     ensure_ray(address)
     available = _annotated_factors(annotation_files, progress)
     if factors:
@@ -285,7 +286,6 @@ def reduce(
     with published.claimed(output, "reduce") as claim:  # one writer: a second job on this output is refused
         scratch = claim.staging()  # the shuffles' files: removed at the end, or by the next run if this one dies
         try:
-            check_unique_pairs(pairs_shards, scratch, progress=progress)
             readers = co_partition(sources, annotation_files, chosen, scratch, length_factor=DEFAULT_LENGTH_FACTOR,
                                    length_tolerance=length_tolerance, n_buckets=join_buckets, progress=progress)
             merged = map_reduce(readers[:len(pairs_shards)], config, progress=progress, total=len(pairs_shards))

@@ -1,15 +1,14 @@
 """Refuse pairs that would be counted twice (a pairs dir given twice, a shard copied, two ingests of one
 file), without the driver ever holding the corpus's pair ids.
 
-A task per pairs shard hashes its pair ids and routes (hash, shard, row) by hash into R buckets through
-the file shuffle (stages/shuffle.py); a task per bucket finds the hashes seen more than once there. Buckets
-are contiguous hash ranges, so the smallest duplicated hash of all is the smallest of the buckets' own,
-and the error names the same pair however many buckets there are.
+The task that reads a pairs shard for the factor join (factor_join.route_edges) also hashes its pair ids
+and routes (hash, shard, row) by hash into R buckets through the file shuffle (stages/shuffle.py):
+``route_pair_ids``. Then a task per bucket finds the hashes seen more than once there
+(``check_unique_pairs``). Buckets are contiguous hash ranges, so the smallest duplicated hash of all is the
+smallest of the buckets' own, and the error names the same pair however many buckets there are.
 """
 
 from __future__ import annotations
-
-import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -24,8 +23,9 @@ from profile_dist.stages.runtime import run_tasks
 HASHES = pa.schema([("hash", pa.uint64()), ("shard", pa.int32()), ("row", pa.int64())])
 
 
-def route_pair_hashes(shard: str, ordinal: int, n_buckets: int, out: str) -> list[int]:
-    hashes = stats.id_hashes(storage.read_parquet(shard, schema.PAIRS).column("pair_id"))
+def route_pair_ids(pair_ids: pa.Array | pa.ChunkedArray, ordinal: int, n_buckets: int, out: str) -> list[int]:
+    """Map side, inside the task that has the shard's ``pair_ids`` (stored order): byte offsets of ``out``."""
+    hashes = stats.id_hashes(pair_ids)
     table = pa.table([pa.array(hashes, pa.uint64()), pa.array(np.full(len(hashes), ordinal, np.int32)),
                       pa.array(np.arange(len(hashes), dtype=np.int64))], schema=HASHES)
     output = shuffle.MapOutput(HASHES, n_buckets)
@@ -46,20 +46,18 @@ def bucket_duplicates(pieces: list[tuple[str, int, int]]) -> tuple[int, list[tup
     return int((counts - 1).sum()), [(int(repeated[0]), 0), *places]
 
 
-_route = ray.remote(route_pair_hashes)
 _duplicates = ray.remote(bucket_duplicates)
 
 
-def check_unique_pairs(pairs_shards: list[str], scratch: str, *, n_buckets: int | None = None,
-                       progress: bool | None = None) -> None:
-    """Raise a BadInputError naming a shard, row and pair id when any pair id appears twice. The shuffle's
-    files go under ``scratch``, which the caller removes."""
+def check_distinct_shards(pairs_shards: list[str]) -> None:
     if len(set(pairs_shards)) != len(pairs_shards):
         raise ConfigError("the same pairs shard is given twice (is a --pairs directory repeated?); its pairs would be counted twice")
-    n_buckets = n_buckets or max(1, len(pairs_shards))
-    files = [storage.join(scratch, f"pair-hashes-{uuid.uuid4().hex[:8]}", f"map-{i:06d}.arrows") for i in range(len(pairs_shards))]
-    offsets = run_tasks(_route, [(s, i, n_buckets, f) for i, (s, f) in enumerate(zip(pairs_shards, files))],
-                        desc="reduce: pair ids", progress=progress)
+
+
+def check_unique_pairs(pairs_shards: list[str], files: list[str], offsets: list[list[int]], n_buckets: int, *,
+                       progress: bool | None = None) -> None:
+    """Raise a BadInputError naming a shard, row and pair id when any pair id appears twice. ``files`` and
+    ``offsets``: what ``route_pair_ids`` wrote in ``n_buckets``; its ordinals index ``pairs_shards``."""
     offsets = [np.asarray(o) for o in offsets]
     found = run_tasks(_duplicates, [(shuffle.pieces_of_bucket(files, offsets, r),) for r in range(n_buckets)],
                       desc="reduce: duplicates", progress=progress)
