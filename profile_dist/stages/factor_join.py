@@ -213,12 +213,12 @@ def co_partition(sources: Sequence[Source], annotation_files: Sequence[str], fac
     value_offsets = [np.asarray(o) for o in value_offsets]
     edge_offsets = [np.asarray(edges) for edges, _ in routed]
     bucket_files = [storage.join(scratch, f"joined-{run}", f"bucket-{r:06d}.arrows") for r in range(n_buckets)]
-    bucket_offsets = run_tasks(_join_bucket, [
+    bucket_offsets = run_tasks(_join_bucket, (  # generated as submitted: all at once would be sources x buckets pieces
         (shuffle.pieces_of_bucket(value_files, value_offsets, r),
          [shuffle.pieces_of_bucket([edge_files[i]], [edge_offsets[i]], r) for i in range(len(sources))],
          wanted, bucket_files[r])
         for r in range(n_buckets)
-    ], desc="reduce: join", progress=progress)
+    ), desc="reduce: join", progress=progress, total=n_buckets)
     bucket_offsets = [np.asarray(o) for o in bucket_offsets]
     return [JoinedReader(source, tuple(shuffle.pieces_of_bucket(bucket_files, bucket_offsets, i)), tuple(wanted),
                          length_factor, length_tolerance) for i, source in enumerate(sources)]

@@ -280,13 +280,13 @@ def _run(format_name: str, inputs: list[str], output: str, claim: published.Clai
         notes.update(part["notes"])
     if n_pairs == 0:
         raise BadInputError(", ".join(inputs), None, None, f"no usable pairs ({sum(rejected.values())} row(s) rejected or skipped)")
-    merge_calls = []
-    for bucket in range(n_buckets):
-        pieces = {name: shuffle.pieces_of_bucket([p["files"][name] for p in parsed], [p["offsets"][name] for p in parsed], bucket)
-                  for name in TABLES}
-        merge_calls.append((bucket, pieces, staging))
-    del parsed  # only the offsets were needed
-    merged = run_tasks(_merge_bucket_remote, merge_calls, desc="ingest: merge", progress=progress)
+    map_files = {name: [p["files"][name] for p in parsed] for name in TABLES}
+    map_offsets = {name: [p["offsets"][name] for p in parsed] for name in TABLES}
+    del parsed  # only the files and offsets are needed
+    # Generated as tasks are submitted: all buckets' piece lists at once would be splits x buckets tuples.
+    merge_calls = ((bucket, {name: shuffle.pieces_of_bucket(map_files[name], map_offsets[name], bucket) for name in TABLES}, staging)
+                   for bucket in range(n_buckets))
+    merged = run_tasks(_merge_bucket_remote, merge_calls, desc="ingest: merge", progress=progress, total=n_buckets)
     duplicated = sum(m["duplicate_pairs"] for m in merged)
     if duplicated:
         raise ConfigError(f"{duplicated} duplicate pair id(s) across the inputs: is the same corpus given twice?")

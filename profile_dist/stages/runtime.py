@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sized
 
 import ray
 from tqdm import tqdm
@@ -114,30 +114,50 @@ def unwrap(exc: BaseException) -> BaseException:
 
 
 def run_tasks(
-    remote_fn: Callable[..., Any], calls: Sequence[tuple], *, desc: str, progress: bool | None = None,
+    remote_fn: Callable[..., Any], calls: Iterable[tuple], *, desc: str, progress: bool | None = None,
+    total: int | None = None, max_in_flight: int | None = None,
 ) -> list[Any]:
     """Run ``remote_fn.remote(*args)`` for each args tuple; results in call order, with a progress bar.
 
-    The first failure cancels what is still pending and is re-raised as the user's error.
+    At most ``max_in_flight`` tasks (default: 4 per CPU of the cluster) are submitted at a time, and
+    ``calls`` is consumed as they finish: a generator of calls keeps only those tasks' arguments alive (the
+    shuffles' per-bucket piece lists grow with shards x buckets). The first failure cancels what is still
+    pending and is re-raised as the user's error.
     """
     if progress is None:
         progress = os.environ.get("PROFILE_DIST_PROGRESS", "1") != "0"
+    if total is None and isinstance(calls, Sized):
+        total = len(calls)
+    if max_in_flight is None:
+        max_in_flight = max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
     # In a terminal the bar redraws in place; in job logs (ray job submit) a line every 30 s is enough.
     interactive = sys.stderr.isatty()
-    refs = [remote_fn.remote(*args) for args in calls]
-    index = {ref: i for i, ref in enumerate(refs)}
-    results: list[Any] = [None] * len(refs)
-    pending = list(refs)
-    with tqdm(total=len(refs), desc=desc, unit="shard", disable=not progress, file=sys.stderr,
+    remaining = enumerate(calls)
+    index: dict[Any, int] = {}
+    results: dict[int, Any] = {}
+    pending: list[Any] = []
+
+    def submit() -> None:
+        while len(pending) < max_in_flight:
+            position, args = next(remaining, (None, None))
+            if position is None:
+                return
+            ref = remote_fn.remote(*args)
+            index[ref] = position
+            pending.append(ref)
+
+    with tqdm(total=total, desc=desc, unit="shard", disable=not progress, file=sys.stderr,
               mininterval=0.1 if interactive else 30.0, ascii=not interactive) as bar:
+        submit()
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
+            done, pending[:] = ray.wait(pending, num_returns=1)
             for ref in done:
                 try:
-                    results[index[ref]] = ray.get(ref)
+                    results[index.pop(ref)] = ray.get(ref)
                 except Exception as exc:
                     for other in pending:
                         ray.cancel(other)
                     raise unwrap(exc) from None
                 bar.update(1)
-    return results
+            submit()
+    return [results[i] for i in range(len(results))]
