@@ -86,7 +86,8 @@ def texts(seed: int, salt: int, keys: np.ndarray, lo: int, hi: int, words: pa.Ar
     return joined, lengths
 
 
-def rows(seed: int, start: int, stop: int, n_pairs: int, words: pa.Array) -> pa.Table:
+def rows(seed: int, start: int, stop: int, n_pairs: int, words: pa.Array,
+         prompt_words: tuple[int, int] = PROMPT_WORDS, response_words: tuple[int, int] = RESPONSE_WORDS) -> pa.Table:
     """Pairs ``start``..``stop`` of the corpus."""
     r = np.arange(start, stop, dtype=np.uint64)
     n_blocks = -(-n_pairs // PAIRS_PER_PROMPT_BLOCK)
@@ -97,15 +98,15 @@ def rows(seed: int, start: int, stop: int, n_pairs: int, words: pa.Array) -> pa.
     k_b = (k_a + np.uint64(1) + (h >> np.uint64(8)) % np.uint64(RESPONSES_PER_PROMPT - 1)) % np.uint64(RESPONSES_PER_PROMPT)
     # Texts once per distinct prompt / response of the row group, then taken for every row that uses them.
     prompt_keys, prompt_of_row = np.unique(prompt, return_inverse=True)
-    prompt_texts, _ = texts(seed, 20, prompt_keys, *PROMPT_WORDS, words)
+    prompt_texts, _ = texts(seed, 20, prompt_keys, *prompt_words, words)
     response = np.concatenate([prompt * np.uint64(RESPONSES_PER_PROMPT) + k_a, prompt * np.uint64(RESPONSES_PER_PROMPT) + k_b])
     response_keys, response_of_row = np.unique(response, return_inverse=True)
-    response_texts, response_words = texts(seed, 30, response_keys, *RESPONSE_WORDS, words)
+    response_texts, n_words = texts(seed, 30, response_keys, *response_words, words)
     n = len(r)
     a_rows, b_rows = response_of_row[:n], response_of_row[n:]
     labeler_index = (keyed(seed, 12, r) % np.uint64(len(LABELERS))).astype(np.int64)
     slope = np.array(list(LABELERS.values()))[labeler_index]
-    p_a = 1.0 / (1.0 + np.exp(-slope * (response_words[a_rows] - response_words[b_rows]) / 100.0))
+    p_a = 1.0 / (1.0 + np.exp(-slope * (n_words[a_rows] - n_words[b_rows]) / 100.0))
     tie, u = uniform(keyed(seed, 13, r)) < TIE_RATE, uniform(keyed(seed, 14, r))
     label = np.where(tie, "tie", np.where(u < p_a, "a", "b"))
     return pa.table({
@@ -117,7 +118,8 @@ def rows(seed: int, start: int, stop: int, n_pairs: int, words: pa.Array) -> pa.
     })
 
 
-def write_corpus(out: str, n_pairs: int, n_files: int, seed: int = 0, row_group: int = 50_000) -> list[str]:
+def write_corpus(out: str, n_pairs: int, n_files: int, seed: int = 0, row_group: int = 50_000,
+                 prompt_words: tuple[int, int] = PROMPT_WORDS, response_words: tuple[int, int] = RESPONSE_WORDS) -> list[str]:
     os.makedirs(out, exist_ok=True)
     words = vocabulary(seed)
     per_file = -(-n_pairs // n_files)
@@ -129,7 +131,7 @@ def write_corpus(out: str, n_pairs: int, n_files: int, seed: int = 0, row_group:
         path = os.path.join(out, f"pairs-{f:05d}.parquet")
         writer = None
         for chunk in range(start, stop, row_group):
-            table = rows(seed, chunk, min(stop, chunk + row_group), n_pairs, words)
+            table = rows(seed, chunk, min(stop, chunk + row_group), n_pairs, words, prompt_words, response_words)
             if writer is None:
                 writer = pq.ParquetWriter(path + ".tmp", table.schema, compression="zstd")
             writer.write_table(table, row_group_size=row_group)
@@ -139,6 +141,13 @@ def write_corpus(out: str, n_pairs: int, n_files: int, seed: int = 0, row_group:
     return paths
 
 
+def _span(text: str) -> tuple[int, int]:
+    lo, hi = (int(x) for x in text.split(","))
+    if not 1 <= lo <= hi:
+        raise argparse.ArgumentTypeError(f"expected LO,HI with 1 <= LO <= HI, got {text!r}")
+    return lo, hi
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, required=True)
@@ -146,16 +155,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--files", type=int, default=None, help="number of files (default: one per 200,000 pairs)")
     p.add_argument("--row-group", type=int, default=50_000, help="rows per Parquet row group (the generator's memory unit)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prompt-words", type=_span, default=PROMPT_WORDS, help="LO,HI words per prompt (default %(default)s)")
+    p.add_argument("--response-words", type=_span, default=RESPONSE_WORDS,
+                   help="LO,HI words per response (default %(default)s; 10,100 gives a corpus of the size issue 14 measured on)")
     a = p.parse_args(argv)
     if a.pairs <= 0 or a.row_group <= 0:
         p.error("--pairs and --row-group must be positive")
     files = a.files or max(1, -(-a.pairs // 200_000))
     t = time.perf_counter()
-    paths = write_corpus(a.out, a.pairs, files, a.seed, a.row_group)
+    paths = write_corpus(a.out, a.pairs, files, a.seed, a.row_group, a.prompt_words, a.response_words)
     n_blocks = -(-a.pairs // PAIRS_PER_PROMPT_BLOCK)
     figures = {
         "pairs": a.pairs, "files": len(paths), "bytes": sum(os.path.getsize(x) for x in paths), "row_group": a.row_group,
         "prompt_pool": max(1, n_blocks // 2), "responses_per_prompt": RESPONSES_PER_PROMPT, "labelers": len(LABELERS),
+        "prompt_words": "%d-%d" % a.prompt_words, "response_words": "%d-%d" % a.response_words,
         "seed": a.seed, "seconds": f"{time.perf_counter() - t:.1f}", "out": a.out,
     }
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
