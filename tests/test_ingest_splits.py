@@ -376,3 +376,12 @@ def test_batch_ids_past_the_row_key_range_fall_back_to_distinct_joined_values(mo
     prompt = pa.array([f"p{r}" for r in rows], pa.string())
     batch = ids.content_ids("response", prompt, pa.array(texts, pa.string()), pa.array(rows, pa.int64()))
     assert batch.to_pylist() == [ids.content_id("response", p, t, r) for p, t, r in zip(prompt.to_pylist(), texts, rows)]
+
+
+def test_table_rows_counts_from_the_manifest_or_says_it_does_not_know(tmp_path):
+    out = str(tmp_path / "out")
+    assert published.table_rows(out, "pairs") is None  # no manifest
+    published.certify(out, {"files": {"pairs": [{"name": "part-00000.parquet", "bytes": 1, "rows": 7},
+                                                {"name": "part-00001.parquet", "bytes": 1, "rows": 5}]}})
+    assert published.table_rows(out, "pairs") == 12
+    assert published.table_rows(out, "responses") is None  # not listed

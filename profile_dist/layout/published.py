@@ -154,3 +154,15 @@ def table_files(directory: str, table: str) -> list[str]:
     if files is None:  # stages whose manifests do not list files yet
         return storage.list_files(storage.join(directory, table))
     return [storage.join(directory, table, entry["name"]) for entry in files.get(table, [])]
+
+
+def table_rows(directory: str, table: str) -> int | None:
+    """The rows of one table as its manifest counts them; None when the manifest does not say."""
+    try:
+        manifest = storage.read_json(storage.join(directory, MANIFEST))
+    except FileNotFoundError:
+        return None
+    entries = (manifest.get("files") or {}).get(table)
+    if entries is None or any("rows" not in entry for entry in entries):
+        return None
+    return sum(int(entry["rows"]) for entry in entries)

@@ -188,21 +188,37 @@ class JoinedReader:
         return diff_batch(oriented, values[0], values[1], self.wanted, len(factors), self.length_factor, self.length_tolerance)
 
 
+#: Pairs per join bucket the default bucket count aims at: a bucket task holds its pairs' half-edges and
+#: their responses' values (~0.2 GB at this size).
+PAIRS_PER_BUCKET = 500_000
+
+
+def default_buckets(n_sources: int, n_annotation_files: int, n_pairs: int, cpus: int) -> int:
+    """Enough buckets to keep each at about PAIRS_PER_BUCKET pairs and every CPU busy (two tasks each), and
+    no more than there are files on the larger side. Each bucket reads one piece from every map file and
+    each source one piece from every bucket, so buckets x files, not the data, set the number of reads:
+    one bucket per file was ~4 million reads at 100M pairs."""
+    wanted = max(2 * cpus, -(-n_pairs // PAIRS_PER_BUCKET))
+    return max(1, min(wanted, max(n_sources, n_annotation_files)))
+
+
 def co_partition(sources: Sequence[Source], annotation_files: Sequence[str], factors: tuple[str, ...], scratch: str, *,
-                 length_factor: str, length_tolerance: float, n_buckets: int | None = None,
+                 length_factor: str, length_tolerance: float, n_buckets: int | None = None, n_pairs: int | None = None,
                  progress: bool | None = None) -> list[JoinedReader]:
-    """Route ``sources`` and ``annotation_files`` into ``n_buckets`` (default: as many as the larger of the
-    two lists) under ``scratch`` and join them; one reader per source, in order. Raises (unique_pairs) when a
-    pair id appears twice across the sources that carry pair ids. The caller removes ``scratch`` once the
-    readers have been read."""
+    """Route ``sources`` and ``annotation_files`` into ``n_buckets`` (default: ``default_buckets`` for
+    ``n_pairs`` pairs, or one per file on the larger side when that is not known) under ``scratch`` and join
+    them; one reader per source, in order. Raises (unique_pairs) when a pair id appears twice across the
+    sources that carry pair ids. The caller removes ``scratch`` once the readers have been read."""
     wanted = list(dict.fromkeys([*factors, length_factor]))
-    n_buckets = n_buckets or max(1, len(sources), len(annotation_files))
+    if n_buckets is None:
+        n_buckets = (max(1, len(sources), len(annotation_files)) if n_pairs is None else
+                     default_buckets(len(sources), len(annotation_files), n_pairs, int(ray.cluster_resources().get("CPU", 1))))
     run = uuid.uuid4().hex[:8]
     value_files = [storage.join(scratch, f"values-{run}", f"map-{j:06d}.arrows") for j in range(len(annotation_files))]
     value_offsets = run_tasks(_route_values, [(f, j, wanted, n_buckets, out) for j, (f, out) in
                                               enumerate(zip(annotation_files, value_files))], desc="reduce: values", progress=progress)
     edge_files = [storage.join(scratch, f"edges-{run}", f"map-{i:06d}.arrows") for i in range(len(sources))]
-    id_buckets = max(1, len(sources))
+    id_buckets = n_buckets
     id_files = [storage.join(scratch, f"pair-ids-{run}", f"map-{i:06d}.arrows") for i in range(len(sources))]
     routed = run_tasks(_route_edges, [(s, n_buckets, out, (i, id_buckets, id_files[i]))
                                       for i, (s, out) in enumerate(zip(sources, edge_files))],

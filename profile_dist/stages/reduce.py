@@ -250,8 +250,8 @@ def reduce(
 ) -> ReduceSummary:
     """``alignment_factors``: which factors alignment and the gap use ("task", "all" or names; see
     factor_sets.AlignmentFactors.parse). A judge output's judged_pairs.parquet makes its comparison with
-    the labels it judged use the pairs both decided. ``join_buckets`` (default: one per pairs shard or annotation
-    file, whichever are more) cuts the factor join (factor_join.py); it changes no result."""
+    the labels it judged use the pairs both decided. ``join_buckets`` (default: factor_join.default_buckets,
+    from the pairs the manifests count) cuts the factor join; it changes no result."""
     if n_bootstrap < 0:
         raise ConfigError("--bootstrap must be 0 or more")
     # Tasks run elsewhere: relative paths would be resolved against their working directory (storage.absolute).
@@ -281,13 +281,16 @@ def reduce(
         config = ReduceConfig(chosen, n_bootstrap=n_bootstrap, seed=seed, n_buckets=n_buckets, sample_size=sample_size)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    counted = [published.table_rows(d, "pairs") for d in pairs_dirs]  # from the manifests: sizes the join
+    n_pairs = None if None in counted else sum(counted)
     judged = [storage.join(d, JUDGED_PAIRS_FILE) for d in pairs_dirs if storage.exists(storage.join(d, JUDGED_PAIRS_FILE))]
     sources = [PairsShard(shard, bootstrap_unit) for shard in pairs_shards] + [JudgedPairs(f, bootstrap_unit) for f in judged]
     with published.claimed(output, "reduce") as claim:  # one writer: a second job on this output is refused
         scratch = claim.staging()  # the shuffles' files: removed at the end, or by the next run if this one dies
         try:
             readers = co_partition(sources, annotation_files, chosen, scratch, length_factor=DEFAULT_LENGTH_FACTOR,
-                                   length_tolerance=length_tolerance, n_buckets=join_buckets, progress=progress)
+                                   length_tolerance=length_tolerance, n_buckets=join_buckets, n_pairs=n_pairs,
+                                   progress=progress)
             merged = map_reduce(readers[:len(pairs_shards)], config, progress=progress, total=len(pairs_shards))
             compared = map_reduce(readers[len(pairs_shards):], dataclasses.replace(config, sample_size=0), progress=progress,
                                   total=len(judged)) if judged else None

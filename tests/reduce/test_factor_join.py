@@ -53,3 +53,13 @@ def test_the_first_directory_and_the_first_row_win(corpus, buckets):
     # so every concordant pair becomes discordant and back
     flipped = _length(root, pairs, [negated, true], f"negated-first-{buckets}", buckets)
     assert flipped == {labeler: (d, c) for labeler, (c, d) in alone.items()}
+
+
+def test_default_buckets_follow_the_pairs_and_cpus_but_never_the_files_squared():
+    from profile_dist.stages.factor_join import PAIRS_PER_BUCKET, default_buckets
+
+    assert default_buckets(10, 10, 1_000_000, cpus=2) == 4  # every CPU busy twice over
+    assert default_buckets(100, 100, 10_000_000, cpus=2) == 10_000_000 // PAIRS_PER_BUCKET
+    assert default_buckets(1000, 1000, 100_000_000, cpus=2) == 200  # not 1,000: 5x fewer reads
+    assert default_buckets(3, 1, 100_000_000, cpus=64) == 3  # no more than the files on the larger side
+    assert default_buckets(1, 1, 0, cpus=2) == 1
