@@ -385,3 +385,47 @@ def test_table_rows_counts_from_the_manifest_or_says_it_does_not_know(tmp_path):
                                                 {"name": "part-00001.parquet", "bytes": 1, "rows": 5}]}})
     assert published.table_rows(out, "pairs") == 12
     assert published.table_rows(out, "responses") is None  # not listed
+
+
+def _parsed(splits) -> tuple[list[tuple], list[tuple]]:
+    source = get_source("pairs")
+    pairs, problems = [], []
+    for split in splits:
+        for batch in source.batches(split):
+            pairs += [tuple(row.values()) for row in batch.pairs.to_pylist()]
+            problems += [(p.source_row, p.field, p.reason, p.kind) for p in batch.problems]
+    return sorted(pairs), sorted(problems)
+
+
+def test_coalesced_splits_parse_the_same_rows_with_the_same_numbers(tmp_path):
+    from profile_dist.stages.ingest import coalesce_splits
+
+    parquet = tmp_path / "c.parquet"
+    pq.write_table(pa.Table.from_pylist(corpus_rows(300)), parquet, row_group_size=40)
+    jsonl = write_jsonl(tmp_path / "c.jsonl", corpus_rows(400), {5: b"", 20: b"{not json"})
+    source = get_source("pairs")
+    splits = source.plan(str(parquet), 1) + source.plan(jsonl, 997)
+    assert len(splits) > 16
+    coalesced = coalesce_splits(splits, 3)
+    assert len(coalesced) < len(splits)
+    pairs, problems = _parsed(coalesced)
+    assert (pairs, problems) == _parsed(splits) and len(pairs) > 600 and problems
+    # runs never cross files, and the caps hold
+    assert sum(1 for s in coalesced if s.path == str(parquet)) == 3  # 8 row groups, 3 per task
+    assert sum(1 for s in coalesce_splits(splits, 3, max_rows=40) if s.path == str(parquet)) == 8  # 40 rows each
+    assert len(coalesce_splits(splits, 100, max_bytes=997 * 2)) > len(coalesce_splits(splits, 100))
+
+
+def test_many_splits_are_parsed_by_fewer_tasks_with_byte_identical_output(tmp_path, monkeypatch):
+    """Past PIECES_PER_TABLE (splits x buckets) adjacent splits are coalesced; the files written do not change."""
+    import profile_dist.stages.ingest as ingest_module
+
+    inputs = write_corpus(tmp_path)
+    plain = ingest("pairs", inputs, str(tmp_path / "plain"), skip_bad_rows=True, progress=False, buckets=7, split_bytes=1)
+    monkeypatch.setattr(ingest_module, "PIECES_PER_TABLE", 0)
+    fewer = ingest("pairs", inputs, str(tmp_path / "fewer"), skip_bad_rows=True, progress=False, buckets=7, split_bytes=1)
+    assert fewer.tasks < plain.tasks
+    for table in TABLES:
+        a = sorted((tmp_path / "plain" / table).glob("*.parquet"))
+        b = sorted((tmp_path / "fewer" / table).glob("*.parquet"))
+        assert [p.name for p in a] == [p.name for p in b] and all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b)), table

@@ -127,6 +127,35 @@ def dedupe_sorted(table: pa.Table, key: str) -> pa.Table:
     return table.filter(pa.concat_arrays([pa.array([True]), keep.combine_chunks()]))
 
 
+#: Each merge task reads one piece from every parse task's file (~0.15 ms each), so pieces = splits x buckets
+#: per table grows with the corpus squared (2,000 splits x 1,000 buckets at 100M pairs). Past this many
+#: per table, adjacent splits of a file are parsed by one task (``coalesce_splits``).
+PIECES_PER_TABLE = 250_000
+#: ...but no parse task takes more than this many rows (its shuffle output is held until it finishes) or,
+#: where a split knows its bytes (line formats), more than this many bytes.
+MAX_COALESCED_ROWS = 400_000
+MAX_COALESCED_BYTES = 4 * DEFAULT_SPLIT_BYTES
+
+
+def coalesce_splits(splits: list[Split], per_task: int, max_rows: int = MAX_COALESCED_ROWS,
+                    max_bytes: int = MAX_COALESCED_BYTES) -> list[Split]:
+    """Runs of up to ``per_task`` adjacent splits of one file as one split each (the same rows, numbered the
+    same). A split's range is bytes (line formats) or row groups (Parquet, never near ``max_bytes``)."""
+    out: list[Split] = []
+    run = 0
+    for split in splits:
+        last = out[-1] if out else None
+        if (last is not None and run < per_task and last.path == split.path and last.context == split.context
+                and last.stop is not None and last.stop == split.start and split.stop is not None
+                and last.rows + split.rows <= max_rows and split.stop - last.start <= max_bytes):
+            out[-1] = Split(last.path, last.first_row, last.rows + split.rows, last.start, split.stop, last.context)
+            run += 1
+        else:
+            out.append(split)
+            run = 1
+    return out
+
+
 def bucket_hashes(name: str, table: pa.Table) -> np.ndarray:
     if name == "rejected":
         keys = [f"{f}\x1f{r}" for f, r in zip(table.column("source_file").to_pylist(), table.column("source_row").to_pylist())]
@@ -269,6 +298,9 @@ def _run(format_name: str, inputs: list[str], output: str, claim: published.Clai
     plans = run_tasks(_plan_file_remote, [(format_name, p, split_bytes) for p in inputs], desc="ingest: plan", progress=progress)
     splits = [s for plan in plans for s in plan]
     n_buckets = buckets or max(1, math.ceil(sum(s.rows for s in splits) / rows_per_shard))
+    wanted_tasks = max(4 * int(ray.cluster_resources().get("CPU", 1)), PIECES_PER_TABLE // n_buckets)
+    if len(splits) > wanted_tasks:
+        splits = coalesce_splits(splits, math.ceil(len(splits) / wanted_tasks))
     parsed = run_tasks(_parse_split_remote, [
         (format_name, s, dataset, task, not skip_bad_rows, n_buckets, shuffle_dir, i) for i, s in enumerate(splits)
     ], desc="ingest: parse", progress=progress)
