@@ -9,10 +9,12 @@ concurrent runs cannot overwrite each other's outputs.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import pyarrow.fs as pafs
 
@@ -117,10 +119,21 @@ class LocalBackend:
         self.put(self.read(source), target, exclusive=False)
 
     def remove_tree(self, directory: str) -> None:
-        fs = pafs.LocalFileSystem()
         path = local_path(directory)
-        if fs.get_file_info(path).type != pafs.FileType.NotFound:
-            fs.delete_dir(path)
+
+        def vanished_is_fine(function: Any, name: str, exc_info: Any) -> None:
+            if not isinstance(exc_info[1], FileNotFoundError):
+                raise exc_info[1]
+
+        # A task a failed run cancelled may still be finishing a write in there (a temporary file appears, or
+        # is renamed away, while the tree is walked): what vanishes is fine, what appears is removed next round.
+        for attempt in range(5):
+            try:
+                shutil.rmtree(path, onerror=vanished_is_fine)
+                return
+            except OSError as exc:
+                if exc.errno != errno.ENOTEMPTY or attempt == 4:
+                    raise
 
     def remove_file(self, uri: str) -> None:
         try:
