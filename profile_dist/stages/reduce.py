@@ -15,8 +15,6 @@ bit-identical however the corpus is sharded and in whatever order the shards fin
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, Protocol
@@ -25,7 +23,6 @@ import polars as pl
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import ray
-from tqdm import tqdm
 
 from profile_dist import schema, storage
 from profile_dist.layout import published
@@ -37,7 +34,7 @@ from profile_dist.analysis.partials import (
 )
 from profile_dist.analysis.tables import DEFAULT_LENGTH_FACTOR, FactorSets, result_tables
 from profile_dist.stages.factor_join import Oriented, co_partition
-from profile_dist.stages.runtime import ensure_ray, run_tasks, unwrap
+from profile_dist.stages.runtime import as_completed, ensure_ray, run_tasks
 from profile_dist.stages.unique_pairs import check_distinct_shards
 
 DEFAULT_LENGTH_TOLERANCE = 0.10  # responses within 10% of each other's length count as length-matched
@@ -155,37 +152,17 @@ def map_reduce(
 ) -> Partial:
     """Run ``reduce_shard`` on Ray for every reader and merge the partials as they complete.
 
-    At most ``max_in_flight`` tasks are pending (default: twice the cluster's CPUs), so a corpus of any
-    number of shards holds at most that many partials in the object store and one merged in the driver.
+    At most ``max_in_flight`` tasks are pending (default: twice the cluster's CPUs; runtime.as_completed), so
+    a corpus of any number of shards holds at most that many partials in the object store and one merged in
+    the driver.
     """
-    if progress is None:
-        progress = sys.stderr.isatty() or bool(os.environ.get("PROFILE_DIST_PROGRESS"))
     if max_in_flight is None:
         max_in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     config_ref = ray.put(config)
     merged = Partial(config)
-    pending: list = []
-    readers = iter(readers)
-    exhausted = False
-    with tqdm(total=total, desc="reduce", unit="shard", disable=not progress, file=sys.stderr) as bar:
-        while pending or not exhausted:
-            while not exhausted and len(pending) < max_in_flight:
-                reader = next(readers, None)
-                if reader is None:
-                    exhausted = True
-                else:
-                    pending.append(_reduce_shard_remote.remote(reader, config_ref))
-            if not pending:
-                break
-            done, pending = ray.wait(pending, num_returns=1)
-            try:
-                partial = ray.get(done[0])
-            except Exception as exc:
-                for other in pending:
-                    ray.cancel(other)
-                raise unwrap(exc) from None
-            merged.add(partial)
-            bar.update(1)
+    for _, partial in as_completed(_reduce_shard_remote, ((reader, config_ref) for reader in readers), desc="reduce",
+                                   progress=progress, total=total, max_in_flight=max_in_flight):
+        merged.add(partial)
     return merged
 
 

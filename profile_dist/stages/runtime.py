@@ -113,15 +113,17 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
-def run_tasks(
+def as_completed(
     remote_fn: Callable[..., Any], calls: Iterable[tuple], *, desc: str, progress: bool | None = None,
     total: int | None = None, max_in_flight: int | None = None,
-) -> list[Any]:
-    """Run ``remote_fn.remote(*args)`` for each args tuple; results in call order, with a progress bar.
+) -> Iterator[tuple[int, Any]]:
+    """Run ``remote_fn.remote(*args)`` for each args tuple and yield (call position, result) as tasks finish,
+    with a progress bar.
 
     At most ``max_in_flight`` tasks (default: 4 per CPU of the cluster) are submitted at a time, and
     ``calls`` is consumed as they finish: a generator of calls keeps only those tasks' arguments alive (the
-    shuffles' per-bucket piece lists grow with shards x buckets). The first failure cancels what is still
+    shuffles' per-bucket piece lists grow with shards x buckets), and a caller that folds the results as they
+    come (the reduce's partials) holds no more than that many. The first failure cancels what is still
     pending and is re-raised as the user's error.
     """
     if progress is None:
@@ -134,7 +136,6 @@ def run_tasks(
     interactive = sys.stderr.isatty()
     remaining = enumerate(calls)
     index: dict[Any, int] = {}
-    results: dict[int, Any] = {}
     pending: list[Any] = []
 
     def submit() -> None:
@@ -153,11 +154,20 @@ def run_tasks(
             done, pending[:] = ray.wait(pending, num_returns=1)
             for ref in done:
                 try:
-                    results[index.pop(ref)] = ray.get(ref)
+                    result = ray.get(ref)
                 except Exception as exc:
                     for other in pending:
                         ray.cancel(other)
                     raise unwrap(exc) from None
                 bar.update(1)
+                yield index.pop(ref), result
             submit()
+
+
+def run_tasks(
+    remote_fn: Callable[..., Any], calls: Iterable[tuple], *, desc: str, progress: bool | None = None,
+    total: int | None = None, max_in_flight: int | None = None,
+) -> list[Any]:
+    """``as_completed``'s results in call order."""
+    results = dict(as_completed(remote_fn, calls, desc=desc, progress=progress, total=total, max_in_flight=max_in_flight))
     return [results[i] for i in range(len(results))]
