@@ -83,19 +83,26 @@ def content_ids(*parts: pa.Array | pa.ChunkedArray | str) -> pa.Array:
     return hashed.take(pa.array(inverse.reshape(-1)))
 
 
+def _joined(columns: list[pa.Array | str]) -> pa.Array:
+    """Each row's parts joined by the separator (a str part is the same in every row)."""
+    parts = [pa.scalar(c, pa.large_string()) if isinstance(c, str) else c.cast(pa.large_string()) for c in columns]
+    return pc.binary_join_element_wise(*parts, pa.scalar(_SEP, pa.large_string()))
+
+
+def _sha(values: pa.Array) -> pa.Array:
+    sha256 = hashlib.sha256
+    return pa.array([sha256(value).hexdigest()[:32] for value in values.cast(pa.large_binary()).to_pylist()], pa.string())
+
+
 def _hash_joined(columns: list[pa.Array | str]) -> pa.Array:
     """sha256 of every row's joined parts."""
-    parts = [pa.scalar(c, pa.large_string()) if isinstance(c, str) else c.cast(pa.large_string()) for c in columns]
-    joined = pc.binary_join_element_wise(*parts, pa.scalar(_SEP, pa.large_string()))
-    sha256 = hashlib.sha256
-    return pa.array([sha256(value).hexdigest()[:32] for value in joined.cast(pa.large_binary()).to_pylist()], pa.string())
+    return _sha(_joined(columns))
 
 
 def _content_ids_by_joined_value(columns: list[pa.Array | str]) -> pa.Array:
-    parts = [pa.scalar(c, pa.large_string()) if isinstance(c, str) else c.cast(pa.large_string()) for c in columns]
-    joined = pc.binary_join_element_wise(*parts, pa.scalar(_SEP, pa.large_string()))
+    joined = _joined(columns)
     distinct = pc.unique(joined)
-    return _hash_joined([distinct]).take(pc.index_in(joined, distinct))
+    return _sha(distinct).take(pc.index_in(joined, distinct))
 
 
 def prompt_ids(text: pa.Array, source: pa.Array) -> pa.Array:

@@ -110,10 +110,10 @@ def route_values(annotation_file: str, ordinal: int, wanted: list[str], n_bucket
     return output.finish(out).tolist()
 
 
-def route_edges(source: Source, n_buckets: int, out: str, pair_ids: tuple[int, int, str] | None = None
-                ) -> tuple[list[int], list[int] | None]:
+def route_edges(source: Source, n_buckets: int, out: str, ordinal: int, ids_out: str) -> tuple[list[int], list[int] | None]:
     """The two half-edges of each decided row of ``source``, by bucket of response id: byte offsets of ``out``.
-    With ``pair_ids`` = (ordinal, buckets, file), also the source's pair ids for the duplicate check."""
+    A source with pair ids also routes them (as source ``ordinal``) to ``ids_out`` for the duplicate check:
+    their offsets, else None."""
     oriented = source.rows()
     frame = oriented.frame
     rows = pa.array(np.arange(frame.height, dtype=np.int64))
@@ -122,9 +122,7 @@ def route_edges(source: Source, n_buckets: int, out: str, pair_ids: tuple[int, i
         ids = frame[column].to_arrow().cast(pa.string())
         edges = pa.table([rows, pa.array(np.full(frame.height, side, np.int8)), ids], schema=EDGES)
         output.add(edges, shuffle.bucket_of(stats.id_hashes(ids), n_buckets))
-    routed = None
-    if pair_ids is not None and oriented.pair_ids is not None:
-        routed = unique_pairs.route_pair_ids(oriented.pair_ids, *pair_ids)
+    routed = None if oriented.pair_ids is None else unique_pairs.route_pair_ids(oriented.pair_ids, ordinal, n_buckets, ids_out)
     return output.finish(out).tolist(), routed
 
 
@@ -222,14 +220,12 @@ def co_partition(sources: Sequence[Source], annotation_files: Sequence[str], fac
     value_offsets = run_tasks(_route_values, [(f, j, wanted, n_buckets, out) for j, (f, out) in
                                               enumerate(zip(annotation_files, value_files))], desc="reduce: values", progress=progress)
     edge_files = [storage.join(scratch, f"edges-{run}", f"map-{i:06d}.arrows") for i in range(len(sources))]
-    id_buckets = n_buckets
     id_files = [storage.join(scratch, f"pair-ids-{run}", f"map-{i:06d}.arrows") for i in range(len(sources))]
-    routed = run_tasks(_route_edges, [(s, n_buckets, out, (i, id_buckets, id_files[i]))
-                                      for i, (s, out) in enumerate(zip(sources, edge_files))],
+    routed = run_tasks(_route_edges, [(s, n_buckets, edge_files[i], i, id_files[i]) for i, s in enumerate(sources)],
                        desc="reduce: pairs", progress=progress)
     with_ids = [i for i, (_, ids) in enumerate(routed) if ids is not None]
     unique_pairs.check_unique_pairs([s.name for s in sources], [id_files[i] for i in with_ids],
-                                    [routed[i][1] for i in with_ids], id_buckets, progress=progress)
+                                    [routed[i][1] for i in with_ids], n_buckets, progress=progress)
     value_offsets = [np.asarray(o) for o in value_offsets]
     edge_offsets = [np.asarray(edges) for edges, _ in routed]
     bucket_files = [storage.join(scratch, f"joined-{run}", f"bucket-{r:06d}.arrows") for r in range(n_buckets)]

@@ -8,8 +8,8 @@ A map task adds its rows batch by batch (:class:`MapOutput`), held uncompressed 
 bucket's rows become one Arrow IPC stream of one record batch (zstd-compressed), the streams are written
 back to back as one file, in bucket order, and the task returns the P + 1 byte offsets. (Writing each added
 batch's slice of every bucket as it came made ~50-row record batches at P = 1,000: 111 MB per 200k-pair
-map file against ~24 MB written whole, which filled the disk at 100M pairs, and 4x the batches to parse.) From those offsets alone the driver
-tells each bucket task which byte range of which file to read: a bucket task makes one ranged read per map
+map file against 36 MB written whole, which filled the disk at 100M pairs.) From those offsets alone the
+driver tells each bucket task which byte range of which file to read: a bucket task makes one ranged read per map
 file and parses no footer or index (a Parquet file with a row group per bucket would make every bucket task
 read every map file's footer, which grows with P). The files live beside the output (local disk or the
 object store), so map and bucket tasks may run on different nodes.
