@@ -91,7 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--peers", default="pandas,polars", help="which peers to run (comma-separated: pandas, polars)")
     p.add_argument("--raydata", action="store_true", help="also time bench/raydata_pipeline.py (the data plane in Ray Data)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--stages", default="ingest,annotate,reduce",
+                   help="which commands to time (comma-separated); with --keep, a later stage alone reuses the "
+                        "earlier stages' outputs in --workdir, e.g. --keep --stages reduce after a change to the reduce")
     a = p.parse_args(argv)
+    chosen = a.stages.split(",")
+    unknown = [name for name in chosen if name not in ("ingest", "annotate", "reduce")]
+    if unknown:
+        p.error(f"unknown stage(s) {', '.join(unknown)}; expected some of ingest, annotate, reduce")
 
     python = sys.executable
     env = {**os.environ, "PROFILE_DIST_PROGRESS": "0", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     total, peak_all = 0.0, 0
     for name, command in stages.items():
+        if name not in chosen:
+            continue
+        output = {"ingest": pairs, "annotate": annotations, "reduce": results}[name]
+        shutil.rmtree(output, ignore_errors=True)  # a kept work directory's earlier output of this stage
         seconds, peak, _ = timed(command, env)
         total, peak_all = total + seconds, max(peak_all, peak)
         figures.update({f"{name}_s": f"{seconds:.1f}", f"{name}_peak_gib": f"{peak / 2**30:.2f}"})
