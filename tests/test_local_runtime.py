@@ -88,3 +88,35 @@ def test_the_skipped_starts_are_restored_after_the_command_starts_its_runtime():
     with _lean_local_node(log_to_driver=False):
         assert all(Node.__dict__[name] is not before[name] for name in before)
     assert {name: Node.__dict__[name] for name in before} == before
+
+
+# Times Ray's own registration check (services.get_node) as ray.init makes it, inside the command's runtime start.
+REGISTRATION_SCRIPT = r"""
+import json, sys, time
+from ray._private import services
+from profile_dist.stages.runtime import ensure_ray
+
+ray_get_node, took = services.get_node, []
+def timed(*args, **kwargs):
+    start = time.monotonic()
+    try:
+        return ray_get_node(*args, **kwargs)
+    finally:
+        took.append(time.monotonic() - start)
+services.get_node = timed
+ensure_ray()
+print(json.dumps(took))
+"""
+
+
+def test_ray_is_asked_for_the_new_node_only_once_it_has_registered(tmp_path):
+    """Ray's check sleeps a whole second whenever the raylet has not registered yet (~0.9 s after it starts);
+    the command's start waits for the registration in 50 ms steps first, so Ray's check answers at its first
+    look, well under the second it would otherwise sleep."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    result = subprocess.run([sys.executable, "-c", REGISTRATION_SCRIPT], capture_output=True, text=True, timeout=300,
+                            env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    took = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(took) == 1 and took[0] < 0.9, took

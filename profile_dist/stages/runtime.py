@@ -62,12 +62,14 @@ def _lean_local_node(log_to_driver: bool) -> Iterator[None]:
     saved = {name: Node.__dict__[name] for name in names if callable(Node.__dict__.get(name))}
     for name in saved:
         setattr(Node, name, lambda self, *args, **kwargs: None)
+    starting: list[Any] = []  # the Node being constructed, for get_node_promptly
     original_init = Node.__dict__.get("__init__")
     agent_default_port = getattr(ray_constants, "DEFAULT_DASHBOARD_AGENT_LISTEN_PORT", None)
     if callable(original_init):
         saved["__init__"] = original_init
 
         def init_with_free_agent_port(self, ray_params, *args, **kwargs):  # type: ignore[no-untyped-def]
+            starting.append(self)
             # The dashboard agent's HTTP port is fixed (52365) by default. With another Ray on this machine (a
             # second command, a `ray start`) it is taken, and the agent retries for ~3.3 s before it gives up
             # on it, while the raylet waits for the agent. Our private runtime serves nobody on it: any port.
@@ -77,10 +79,54 @@ def _lean_local_node(log_to_driver: bool) -> Iterator[None]:
 
         Node.__init__ = init_with_free_agent_port
     try:
+        from ray._private import services
+    except ImportError:  # pragma: no cover - a Ray that moved it: Ray's own wait
+        services = None
+    original_get_node = getattr(services, "get_node", None)
+    if callable(original_get_node):
+        services.get_node = _promptly(original_get_node, starting)
+    try:
         yield
     finally:
         for name, method in saved.items():
             setattr(Node, name, method)
+        if callable(original_get_node):
+            services.get_node = original_get_node
+
+
+#: How often a starting node's registration with the GCS is checked (see _promptly).
+REGISTRATION_POLL_S = 0.05
+
+
+def _promptly(ray_get_node: Callable[[str, str], Any], starting: list[Any]) -> Callable[[str, str], Any]:
+    """Ray's ``services.get_node`` for the node being started, but waiting in 50 ms steps instead of 1 s ones.
+
+    ray.init asks the GCS for the new node with a call that, until the raylet has registered (~0.9 s here, once
+    its agents are up), sleeps a whole second between checks: on average half a second, sometimes a full
+    second, of every command's start went by after the node was ready. This asks the GCS, through the starting
+    node's own client, every REGISTRATION_POLL_S until the node is ALIVE, then makes Ray's call, which then
+    answers at once. Anything unexpected (a Ray without these names, an RPC error) leaves the wait to Ray's call.
+    """
+
+    def get_node(gcs_address: str, node_id: str) -> Any:
+        try:
+            import time
+
+            from ray._raylet import NodeID
+            from ray.core.generated.gcs_pb2 import GcsNodeInfo
+            from ray.core.generated.gcs_service_pb2 import GetAllNodeInfoRequest
+
+            client = starting[-1]._gcs_client
+            selector = GetAllNodeInfoRequest.NodeSelector(node_id=NodeID.from_hex(node_id).binary())
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not client.get_all_node_info(
+                    timeout=5, node_selectors=[selector], state_filter=GcsNodeInfo.GcsNodeState.ALIVE):
+                time.sleep(REGISTRATION_POLL_S)
+        except Exception:  # noqa: BLE001 - Ray's own call below waits, and reports, as it always has
+            pass
+        return ray_get_node(gcs_address, node_id)
+
+    return get_node
 
 
 def ensure_ray(address: str | None = None) -> None:
