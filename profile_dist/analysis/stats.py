@@ -205,24 +205,26 @@ def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[fl
 
 def clopper_pearson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float]:
     """Clopper-Pearson (beta quantile) interval for a proportion; counts may be non-integer."""
-    from scipy.stats import beta  # imported here: map tasks import this module and never need it
+    # scipy.special, not scipy.stats: the same quantile function (scipy.stats.beta.ppf calls it), without the
+    # 0.5 s import of scipy.stats that every command and worker paid. Imported here: map tasks never need it.
+    from scipy.special import betaincinv
 
     _check_counts(successes, n)
     alpha = 1 - level
-    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
-    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    low = 0.0 if successes == 0 else float(betaincinv(successes, n - successes + 1, alpha / 2))
+    high = 1.0 if successes == n else float(betaincinv(successes + 1, n - successes, 1 - alpha / 2))
     return low, high
 
 
 def korn_graubard_interval(successes: float, n: float, deff: float, df: int, level: float = 0.95) -> tuple[float, float]:
     """Korn-Graubard interval: Clopper-Pearson over n* = n / deff * (t_{n-1} / t_df)^2 pairs, same proportion."""
-    from scipy.stats import t
+    from scipy.special import stdtrit  # Student's t quantile, as scipy.stats.t.ppf computes it
 
     _check_counts(successes, n)
     if df < 1:
         raise ValueError(f"degrees of freedom must be 1 or more, got {df}")
     q = 1 - (1 - level) / 2
-    n_star = n / deff * (float(t.ppf(q, max(n - 1, 1))) / float(t.ppf(q, df))) ** 2
+    n_star = n / deff * (float(stdtrit(max(n - 1, 1), q)) / float(stdtrit(df, q))) ** 2
     return clopper_pearson_interval(successes / n * n_star, n_star, level)
 
 
