@@ -77,3 +77,18 @@ def test_commands_print_no_ray_noise_name_the_log_and_verbose_shows_it(tmp_path,
                    "--verbose"], tmp_path)
     assert "reduced 1 pairs shard(s)" in reduce.stdout
     assert "Started a local Ray instance" in reduce.stderr and not LOG_LINE.search(reduce.stderr)
+
+
+def test_the_command_exits_with_its_own_status_and_everything_it_printed(tmp_path, corpus):
+    """The command leaves without the interpreter's teardown (cli.console): its status, its piped stdout and the
+    Ray log it wrote all arrive whole, on success and on a user error."""
+    ok = _run(["ingest", "--format", "pairs", "--input", str(corpus), "--output", "pairs"], tmp_path)
+    assert "ingested 3 pairs" in ok.stdout
+    log = Path(LOG_LINE.search(ok.stderr).group(1))
+    assert "Started a local Ray instance" in log.read_text()
+    environ = {**os.environ, "PYTHONPATH": str(REPO), "PROFILE_DIST_LOG_DIR": str(tmp_path / "logs")}
+    environ.pop("RAY_ADDRESS", None)
+    bad = subprocess.run([sys.executable, "-m", "profile_dist.cli", "reduce", "--pairs", "pairs", "--annotations", "nowhere",
+                          "--output", "results"], capture_output=True, text=True, timeout=300, env=environ, cwd=tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    assert "profile-dist reduce: error: no annotation shards under" in bad.stderr

@@ -1,5 +1,5 @@
 """python -m profile_dist.cli ... (as the tests and ray job submit use it)."""
 
-from profile_dist.cli import main
+from profile_dist.cli import console
 
-raise SystemExit(main())
+console()
