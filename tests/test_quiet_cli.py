@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -86,9 +88,26 @@ def test_the_command_exits_with_its_own_status_and_everything_it_printed(tmp_pat
     assert "ingested 3 pairs" in ok.stdout
     log = Path(LOG_LINE.search(ok.stderr).group(1))
     assert "Started a local Ray instance" in log.read_text()
-    environ = {**os.environ, "PYTHONPATH": str(REPO), "PROFILE_DIST_LOG_DIR": str(tmp_path / "logs")}
+    # A command starts Ray as it begins (runtime.start_ray_early); one that fails before using it still shuts it down.
+    ray_tmp = tempfile.mkdtemp(prefix="pdq-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
+    environ = {**os.environ, "PYTHONPATH": str(REPO), "PROFILE_DIST_LOG_DIR": str(tmp_path / "logs"), "RAY_TMPDIR": ray_tmp}
     environ.pop("RAY_ADDRESS", None)
-    bad = subprocess.run([sys.executable, "-m", "profile_dist.cli", "reduce", "--pairs", "pairs", "--annotations", "nowhere",
-                          "--output", "results"], capture_output=True, text=True, timeout=300, env=environ, cwd=tmp_path)
-    assert bad.returncode == 2, bad.stderr
-    assert "profile-dist reduce: error: no annotation shards under" in bad.stderr
+    try:
+        bad = subprocess.run([sys.executable, "-m", "profile_dist.cli", "reduce", "--pairs", "pairs", "--annotations", "nowhere",
+                              "--output", "results"], capture_output=True, text=True, timeout=300, env=environ, cwd=tmp_path)
+        assert bad.returncode == 2, bad.stderr
+        assert "profile-dist reduce: error: no annotation shards under" in bad.stderr
+        assert list(Path(ray_tmp).glob("ray/session_*")), "the command did not start Ray early"
+        assert not [p for p in _cmdlines() if ray_tmp in p], "Ray processes outlived the command"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _cmdlines() -> list[str]:
+    lines = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            lines.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass
+    return lines

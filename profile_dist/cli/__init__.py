@@ -47,6 +47,14 @@ def _run(args: argparse.Namespace) -> int:
             from profile_dist.storage import set_s3_endpoint  # on use: storage loads pyarrow
 
             set_s3_endpoint(args.s3_endpoint_url)
+        if getattr(args, "starts_ray", False):
+            from profile_dist.stages.runtime import settle_early_start, start_ray_early
+
+            start_ray_early(args.address)  # Ray starts while the command imports its stage and plans
+            try:
+                return args.handler(args)
+            finally:
+                settle_early_start()
         return args.handler(args)
     except ProfileDistError as exc:  # errors the user can act on: one line, no traceback
         print(f"profile-dist {args.command}: error: {exc}", file=sys.stderr)

@@ -30,13 +30,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     help_text = "run ingest, annotate, reduce and report from a job YAML file"
     p = sub.add_parser("run", parents=[common], help=help_text, description=help_text)
-    p.set_defaults(handler=cmd_run)
+    p.set_defaults(handler=cmd_run, starts_ray=True)
     p.add_argument("job", help="job YAML file (see jobs/)")
 
     help_text = ("the paper's whole flow on a built-in corpus with a simulated LLM on loopback "
                  "(LLM factors, judge, writer, gap; no network, no API key)")
     p = sub.add_parser("demo", parents=[common], help=help_text, description=help_text)
-    p.set_defaults(handler=cmd_demo)
+    p.set_defaults(handler=cmd_demo, starts_ray=True)
     p.add_argument("--output", default="profile-dist-demo", help="output directory (default ./profile-dist-demo)")
     p.add_argument("--data", nargs="?", const="", default=None, help="run on the real corpora in DIR (default ../shared/data or PROFILE_SHARED_DATA)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates (default 200)")

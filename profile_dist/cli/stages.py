@@ -76,9 +76,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    def add(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, handler: Any, help_text: str, starts_ray: bool = True) -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
-        command.set_defaults(handler=handler)
+        command.set_defaults(handler=handler, starts_ray=starts_ray)  # starts_ray: see cli._run
         return command
 
     p = add("ingest", cmd_ingest, "read corpus files into canonical prompts/responses/pairs Parquet tables")
@@ -137,7 +137,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                         "where each prompt has one pair; pair ignores that pairs of one prompt are not independent")
     p.add_argument("--confidence", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
 
-    p = add("report", cmd_report, "write report.md, results.json and report.html from reduce results")
+    p = add("report", cmd_report, "write report.md, results.json and report.html from reduce results", starts_ray=False)
     p.add_argument("--results", required=True, help="a reduce output directory")
     p.add_argument("--history", nargs="+", default=None, metavar="DIR",
                    help="earlier audits' reduce (or report) directories, oldest first: report.html then shows drift over time")

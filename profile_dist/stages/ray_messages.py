@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Iterator, TextIO
+from typing import Callable, Iterator, TextIO
 
 _FORMAT = "%(asctime)s\t%(levelname)s %(filename)s:%(lineno)s -- %(message)s"
 
@@ -72,10 +72,22 @@ def _stderr_is_fd2() -> bool:
         return False
 
 
+_after_shutdown: list[Callable[[], None]] = []
+
+
+def after_shutdown(callback: Callable[[], None]) -> None:
+    """Call ``callback`` once the command's runtime is shut down (runtime.start_ray_early's thread ends then)."""
+    _after_shutdown.append(callback)
+
+
 def _shutdown_ray() -> None:
     ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
+    try:
+        if ray is not None and ray.is_initialized():
+            ray.shutdown()
+    finally:
+        while _after_shutdown:
+            _after_shutdown.pop()()
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from typing import Any, Callable, Iterable, Iterator, Sized
 
 import ray
@@ -129,10 +131,74 @@ def _promptly(ray_get_node: Callable[[str, str], Any], starting: list[Any]) -> C
     return get_node
 
 
+class _EarlyStart:
+    """ensure_ray(address) on a thread that then stays until the runtime is shut down: Ray's processes are
+    started with PR_SET_PDEATHSIG (they die with their parent, so a killed command leaves none behind), and on
+    Linux the "parent" is the thread that forked them."""
+
+    def __init__(self, address: str | None):
+        self.address = address
+        self.error: BaseException | None = None
+        self.ready = threading.Event()
+        self.released = threading.Event()
+        self.thread = threading.Thread(target=self._start, name="profile-dist: starting Ray", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            _init_ray(self.address)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the runtime
+            self.error = exc
+            return
+        finally:
+            self.ready.set()
+        ray_messages.after_shutdown(self.released.set)
+        self.released.wait()
+
+    def result(self) -> None:
+        self.ready.wait()
+        if self.error is not None:
+            raise self.error
+
+
+_early: _EarlyStart | None = None
+
+
+def start_ray_early(address: str | None = None) -> None:
+    """Begin ensure_ray(address) on a thread and return at once; the next ensure_ray waits for it.
+
+    A command calls this first thing, so that Ray's processes start (~2 s, much of it waiting for the raylet
+    to register) while the command imports its stage (~1 s) and reads its inputs' plans. Ray sets its
+    SIGTERM handler (exit, so the runtime is shut down) only from the main thread: it is set here.
+    """
+    global _early
+    if ray.is_initialized() or _early is not None:
+        return
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+    _early = _EarlyStart(address)
+
+
+def settle_early_start() -> None:
+    """Wait for a start_ray_early the command never used, so that its runtime exists to be shut down; a
+    failure to start is then nobody's concern (it is in Ray's log)."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        early.ready.wait()
+
+
 def ensure_ray(address: str | None = None) -> None:
     """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand."""
-    if ray.is_initialized():
-        return
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        early.result()
+    if not ray.is_initialized():
+        _init_ray(address)
+
+
+def _init_ray(address: str | None) -> None:
     address = address or os.environ.get("RAY_ADDRESS")
     options: dict[str, Any] = {"runtime_env": worker_runtime_env(), "logging_level": logging.WARNING}
     routing = ray_messages.current()
