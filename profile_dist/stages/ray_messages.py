@@ -90,6 +90,15 @@ def _shutdown_ray() -> None:
             _after_shutdown.pop()()
 
 
+def release_ray() -> None:
+    """Shut down, now, the runtime this command started (nothing else's): what the command still has to do
+    needs no Ray, and should not share the machine with idle workers. A later ensure_ray starts a new one."""
+    state = _current
+    if state is not None and state.started_ray:
+        _shutdown_ray()
+        state.started_ray = False
+
+
 @contextlib.contextmanager
 def ray_messages(verbose: bool, log_path: str) -> Iterator[RayMessages]:
     """Route Ray's messages for one command: to the terminal if ``verbose``, else into ``log_path``.
