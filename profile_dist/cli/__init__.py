@@ -48,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
 
             set_s3_endpoint(args.s3_endpoint_url)
         if getattr(args, "starts_ray", False):
-            from profile_dist.stages.runtime import settle_early_start, start_ray_early
+            from profile_dist.stages.runtime import settle_early_start, start_ray_early  # on use: imports ray
 
             start_ray_early(args.address)  # Ray starts while the command imports its stage and plans
             try:
