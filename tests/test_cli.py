@@ -126,3 +126,21 @@ def test_factors_and_formats_are_listed(capsys):
     assert "length" in out and "rule" in out
     assert main(["formats"]) == 0
     assert "hh_rlhf" in capsys.readouterr().out
+
+
+def test_which_commands_start_ray_as_they_begin():
+    """Commands that always use Ray start it first thing (runtime.start_ray_early); those whose fully cached
+    reruns need none (LLM annotation, judge, generate) and report leave it to whoever needs it."""
+    from profile_dist.cli import build_parser
+
+    def starts(argv: list[str]) -> bool:
+        args = build_parser().parse_args(argv)
+        return args.starts_ray(args) if callable(args.starts_ray) else args.starts_ray
+
+    assert starts(["ingest", "--format", "pairs", "--input", "x", "--output", "y"])
+    assert starts(["annotate", "--pairs", "p", "--output", "a"])
+    assert starts(["reduce", "--pairs", "p", "--annotations", "a", "--output", "r"])
+    assert starts(["run", "job.yaml"])
+    assert not starts(["annotate", "--pairs", "p", "--output", "a", "--llm", "judge"])
+    assert not starts(["judge", "--pairs", "p", "--llm", "judge", "--output", "j"])
+    assert not starts(["report", "--results", "r"])

@@ -47,7 +47,8 @@ def _run(args: argparse.Namespace) -> int:
             from profile_dist.storage import set_s3_endpoint  # on use: storage loads pyarrow
 
             set_s3_endpoint(args.s3_endpoint_url)
-        if getattr(args, "starts_ray", False):
+        starts_ray = getattr(args, "starts_ray", False)  # a bool, or a predicate of the arguments
+        if starts_ray(args) if callable(starts_ray) else starts_ray:
             from profile_dist.stages.runtime import settle_early_start, start_ray_early  # on use: imports ray
 
             start_ray_early(args.address)  # Ray starts while the command imports its stage and plans

@@ -76,7 +76,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
-    def add(name: str, handler: Any, help_text: str, starts_ray: bool = True) -> argparse.ArgumentParser:
+    def add(name: str, handler: Any, help_text: str, starts_ray: Any = True) -> argparse.ArgumentParser:
         command = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         command.set_defaults(handler=handler, starts_ray=starts_ray)  # starts_ray: see cli._run
         return command
@@ -90,7 +90,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--rows-per-shard", type=int, default=100_000, help="pairs per shard on average: rows are hash-partitioned into ceil(rows / N) buckets (default 100000)")
     p.add_argument("--skip-bad-rows", action="store_true", help="write bad rows to the rejected table and go on, instead of stopping")
 
-    p = add("annotate", cmd_annotate, "compute factor values for every response")
+    # With --llm, a rerun whose replies are all cached needs no Ray; the LLM engine starts its own when needed.
+    p = add("annotate", cmd_annotate, "compute factor values for every response", starts_ray=lambda args: not args.llm)
     p.add_argument("--pairs", required=True, help="an ingest output directory")
     p.add_argument("--output", required=True, help="annotations directory")
     p.add_argument("--factors", nargs="+", default=None, help="factor names (default: every rule factor, plus with --llm the default LLM factors of the tasks in the pairs)")
@@ -101,7 +102,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="user-defined LLM factors (docs/discovery.md); all of them are annotated unless --factors names some")
     add_llm_options(p, dry_run_help="print the requests, tokens and cost the LLM factors would need; send nothing")
 
-    p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders")
+    p = add("judge", cmd_judge, "evaluation setting: a model labels pairs, each asked in both orders", starts_ray=False)
     p.add_argument("--pairs", required=True, help="an ingest output directory (its human pairs are judged)")
     p.add_argument("--llm", required=True, help="endpoint name (from --endpoints) of the judge")
     p.add_argument("--output", required=True, help="output directory (ingest-shaped, plus judgments and judge_agreement)")
@@ -110,7 +111,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--labeler", default=None, help="labeler name on the judged pairs (default: the endpoint's model)")
     add_llm_options(p)
 
-    p = add("generate", cmd_generate, "generation setting: a model writes responses at quality levels 1..K per prompt")
+    p = add("generate", cmd_generate, "generation setting: a model writes responses at quality levels 1..K per prompt",
+            starts_ray=False)
     p.add_argument("--prompts", required=True, help="an ingest output directory (its prompts; tasks from its pairs)")
     p.add_argument("--llm", required=True, help="endpoint name (from --endpoints) of the generator")
     p.add_argument("--output", required=True, help="output directory (ingest-shaped, plus generations and manipulation_check)")

@@ -64,7 +64,7 @@ def _lean_local_node(log_to_driver: bool) -> Iterator[None]:
     saved = {name: Node.__dict__[name] for name in names if callable(Node.__dict__.get(name))}
     for name in saved:
         setattr(Node, name, lambda self, *args, **kwargs: None)
-    starting: list[Any] = []  # the Node being constructed, for get_node_promptly
+    starting: list[Any] = []  # the Node being constructed, for _promptly
     original_init = Node.__dict__.get("__init__")
     agent_default_port = getattr(ray_constants, "DEFAULT_DASHBOARD_AGENT_LISTEN_PORT", None)
     if callable(original_init):
@@ -189,7 +189,8 @@ def settle_early_start() -> None:
 
 
 def ensure_ray(address: str | None = None) -> None:
-    """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand."""
+    """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand (or wait for the one
+    start_ray_early began)."""
     global _early
     early, _early = _early, None
     if early is not None:
