@@ -129,7 +129,7 @@ def test_factors_and_formats_are_listed(capsys):
 
 
 def test_which_commands_start_ray_as_they_begin():
-    """Commands that always use Ray start it first thing (runtime.start_ray_early); those whose fully cached
+    """Commands that always use Ray start it first thing (runtime.ray_started_early); those whose fully cached
     reruns need none (LLM annotation, judge, generate) and report leave it to whoever needs it."""
     from profile_dist.cli import build_parser
 

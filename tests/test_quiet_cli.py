@@ -88,7 +88,7 @@ def test_the_command_exits_with_its_own_status_and_everything_it_printed(tmp_pat
     assert "ingested 3 pairs" in ok.stdout
     log = Path(LOG_LINE.search(ok.stderr).group(1))
     assert "Started a local Ray instance" in log.read_text()
-    # A command starts Ray as it begins (runtime.start_ray_early); one that fails before using it still shuts it down.
+    # A command starts Ray as it begins (runtime.ray_started_early); one that fails before using it still shuts it down.
     ray_tmp = tempfile.mkdtemp(prefix="pdq-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     environ = {**os.environ, "PYTHONPATH": str(REPO), "PROFILE_DIST_LOG_DIR": str(tmp_path / "logs"), "RAY_TMPDIR": ray_tmp}
     environ.pop("RAY_ADDRESS", None)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import logging
 import os
 import sys
+from typing import Any
 
 from profile_dist.cli import catalog, discover, export, improve, jobs, stages
 from profile_dist.cli.options import common_parser
@@ -48,15 +50,13 @@ def _run(args: argparse.Namespace) -> int:
 
             set_s3_endpoint(args.s3_endpoint_url)
         starts_ray = getattr(args, "starts_ray", False)  # a bool, or a predicate of the arguments
+        early: Any = contextlib.nullcontext()
         if starts_ray(args) if callable(starts_ray) else starts_ray:
-            from profile_dist.stages.runtime import settle_early_start, start_ray_early  # on use: imports ray
+            from profile_dist.stages.runtime import ray_started_early  # on use: imports ray
 
-            start_ray_early(args.address)  # Ray starts while the command imports its stage and plans
-            try:
-                return args.handler(args)
-            finally:
-                settle_early_start()
-        return args.handler(args)
+            early = ray_started_early(args.address)  # Ray starts while the command imports its stage and plans
+        with early:
+            return args.handler(args)
     except ProfileDistError as exc:  # errors the user can act on: one line, no traceback
         print(f"profile-dist {args.command}: error: {exc}", file=sys.stderr)
         return 2

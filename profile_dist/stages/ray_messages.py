@@ -76,7 +76,7 @@ _after_shutdown: list[Callable[[], None]] = []
 
 
 def after_shutdown(callback: Callable[[], None]) -> None:
-    """Call ``callback`` once the command's runtime is shut down (runtime.start_ray_early's thread ends then)."""
+    """Call ``callback`` once the command's runtime is shut down (runtime.ray_started_early's thread ends then)."""
     _after_shutdown.append(callback)
 
 

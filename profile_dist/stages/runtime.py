@@ -164,33 +164,33 @@ class _EarlyStart:
 _early: _EarlyStart | None = None
 
 
-def start_ray_early(address: str | None = None) -> None:
-    """Begin ensure_ray(address) on a thread and return at once; the next ensure_ray waits for it.
+@contextlib.contextmanager
+def ray_started_early(address: str | None = None) -> Iterator[None]:
+    """Ray starts on a thread as the block begins; the block's first ensure_ray waits for it.
 
-    A command calls this first thing, so that Ray's processes start (~2 s, much of it waiting for the raylet
-    to register) while the command imports its stage (~1 s) and reads its inputs' plans. Ray sets its
-    SIGTERM handler (exit, so the runtime is shut down) only from the main thread: it is set here.
+    A command runs in this block so that Ray's processes start (~2 s, much of it waiting for the raylet to
+    register) while it imports its stage (~1 s) and plans. At the end a runtime the block never asked for is
+    still waited for, so that it exists to be shut down (its failure to start is then in Ray's log only). Ray
+    sets its SIGTERM handler (exit, so the runtime is shut down) only from the main thread: it is set here.
     """
     global _early
     if ray.is_initialized() or _early is not None:
+        yield
         return
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
     _early = _EarlyStart(address)
-
-
-def settle_early_start() -> None:
-    """Wait for a start_ray_early the command never used, so that its runtime exists to be shut down; a
-    failure to start is then nobody's concern (it is in Ray's log)."""
-    global _early
-    early, _early = _early, None
-    if early is not None:
-        early.ready.wait()
+    try:
+        yield
+    finally:
+        early, _early = _early, None
+        if early is not None:
+            early.ready.wait()
 
 
 def ensure_ray(address: str | None = None) -> None:
     """Connect to ``address`` / RAY_ADDRESS, or start a local Ray runtime on demand (or wait for the one
-    start_ray_early began)."""
+    ray_started_early began)."""
     global _early
     early, _early = _early, None
     if early is not None:

@@ -24,6 +24,7 @@ from profile_dist.workflows.audit.layout import AuditLayout
 from profile_dist.errors import BadInputError, ConfigError, ProfileDistError
 from profile_dist.report import build_report
 from profile_dist.stages.annotate import annotate
+from profile_dist.stages.ray_messages import release_ray
 from profile_dist.stages.ingest import ingest
 from profile_dist.stages.reduce import reduce
 from profile_dist.factors.rules import RULE_FACTORS
@@ -290,6 +291,7 @@ def run_audit(
             say(line)
         previous = layout.previous(date)
         previous_dir = layout.date_dir(previous) if previous else None
+        release_ray()  # what is left (report, drift) needs no Ray: its reads should not stack on idle workers
         _build_report(staging, previous_dir)
         notes: list[str] = []
         if previous_dir is not None:
