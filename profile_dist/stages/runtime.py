@@ -226,6 +226,10 @@ def unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+#: How long a failed run waits for the tasks it cancelled to end before it reports the failure.
+CANCEL_WAIT_S = 30.0
+
+
 def as_completed(
     remote_fn: Callable[..., Any], calls: Iterable[tuple], *, desc: str, progress: bool | None = None,
     total: int | None = None, max_in_flight: int | None = None,
@@ -237,7 +241,7 @@ def as_completed(
     ``calls`` is consumed as they finish: a generator of calls keeps only those tasks' arguments alive (the
     shuffles' per-bucket piece lists grow with shards x buckets), and a caller that folds the results as they
     come (the reduce's partials) holds no more than that many. The first failure cancels what is still
-    pending and is re-raised as the user's error.
+    pending, waits (up to CANCEL_WAIT_S) for it to end, and is re-raised as the user's error.
     """
     if progress is None:
         progress = os.environ.get("PROFILE_DIST_PROGRESS", "1") != "0"
@@ -271,6 +275,9 @@ def as_completed(
                 except Exception as exc:
                     for other in pending:
                         ray.cancel(other)
+                    # Let them end before the caller cleans up: a running task finishing a write could otherwise
+                    # recreate a staging area just removed (seen once in ~10 runs of a failing ingest's test).
+                    ray.wait(pending, num_returns=len(pending), timeout=CANCEL_WAIT_S, fetch_local=False)
                     raise unwrap(exc) from None
                 bar.update(1)
                 yield index.pop(ref), result
