@@ -20,7 +20,6 @@ object store), so map and bucket tasks may run on different nodes.
 
 from __future__ import annotations
 
-import io
 import struct
 
 import numpy as np
@@ -89,11 +88,11 @@ class MapOutput:
 
 def encode_piece(table: pa.Table, table_schema: pa.Schema) -> bytes:
     """One piece: the 8-byte size of the IPC stream holding ``table`` as one record batch, then the stream as one zstd frame."""
-    sink = io.BytesIO()
+    sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table_schema) as writer:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))
-    stream = sink.getvalue()
-    return _SIZE.pack(len(stream)) + _CODEC.compress(stream, asbytes=True)
+    stream = sink.getvalue()  # a pa.Buffer, not copied into bytes
+    return _SIZE.pack(stream.size) + _CODEC.compress(stream, asbytes=True)
 
 
 def decode_piece(data: bytes | pa.Buffer) -> pa.Table:
