@@ -7,13 +7,16 @@ bucket depends only on its id and P, never on which task or file it came from.
 A map task adds its rows batch by batch (:class:`MapOutput`), held uncompressed until it finishes; then each
 bucket's rows become one piece: an Arrow IPC stream of one record batch, compressed whole as one zstd frame
 behind its 8-byte uncompressed size. The pieces are written back to back as one file, in bucket order, and
-the task returns the P + 1 byte offsets. (Arrow's own IPC compression compresses every column buffer
-apart, with a fixed cost of ~0.1 ms per piece each way on top of the bytes; at 100M pairs ingest moves
-1.5M pieces, and that fixed cost made its time per pair grow with the corpus.) (Writing each added
-batch's slice of every bucket as it came made ~50-row record batches at P = 1,000: 111 MB per 200k-pair
-map file against 36 MB written whole, which filled the disk at 100M pairs.) From those offsets alone the
-driver tells each bucket task which byte range of which file to read: a bucket task makes one ranged read per map
-file and parses no footer or index (a Parquet file with a row group per bucket would make every bucket task
+the task returns the P + 1 byte offsets. Why so:
+- one frame per piece: Arrow's own IPC compression compresses every column buffer apart, at a fixed ~0.1 ms
+  per piece each way on top of the bytes (bench/shuffle_pieces.py); ingest moves 1.5M pieces at 100M
+  pairs, and that cost made its time per pair grow with the corpus;
+- one piece per bucket, written at the end: writing each added batch's slice of every bucket as it came
+  made ~50-row record batches at P = 1,000 (111 MB per 200k-pair map file against 36 MB written whole,
+  which filled the disk at 100M pairs).
+
+From those offsets alone the driver tells each bucket task which byte range of which file to read: a
+bucket task makes one ranged read per map file and parses no footer or index (a Parquet file with a row group per bucket would make every bucket task
 read every map file's footer, which grows with P). The files live beside the output (local disk or the
 object store), so map and bucket tasks may run on different nodes.
 """
