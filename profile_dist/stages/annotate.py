@@ -163,7 +163,7 @@ def _is_done(input_shard: str, manifest_path: str, output_shard: str, factors: l
         return False
     try:
         manifest = storage.read_json(manifest_path)
-    except (ValueError, OSError):
+    except (ValueError, OSError, storage.CorruptObjectError):  # unreadable: the shard is redone and rewritten
         return False
     manifest.pop("llm", None)  # run counts, not identity
     manifest.pop("cost", None)
@@ -176,7 +176,7 @@ def _retryable_of(manifest_path: str) -> dict[str, int]:
     """The transient failures a previous run of a shard recorded, by reason ({} if none or no manifest)."""
     try:
         return dict(storage.read_json(manifest_path).get("retryable") or {})
-    except (ValueError, OSError, AttributeError):
+    except (ValueError, OSError, AttributeError, storage.CorruptObjectError):
         return {}
 
 

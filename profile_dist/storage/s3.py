@@ -45,6 +45,18 @@ class StorageError(ProfileDistError):
         return (type(self), (self.uri, self.reason))
 
 
+class CorruptObjectError(StorageError):
+    """An object's bytes do not match the checksum stored with it: its content cannot be trusted.
+
+    S3 refuses a PUT whose body does not match its checksum, but S3-compatible stores may not (moto keeps
+    the object of a PUT cut off mid-body, with no bytes). A reader that can redo what the object certified
+    (a shard's manifest) treats it as absent; any other reader reports it."""
+
+    def __init__(self, uri: str, reason: str = "its bytes do not match the checksum stored with it (a write "
+                                               "cut short on a store that did not check it?): delete or rewrite it"):
+        super().__init__(uri, reason)
+
+
 # --- connection settings -----------------------------------------------------------------------------
 
 
@@ -195,6 +207,8 @@ def from_boto(exc: Exception, uri: str) -> StorageError:
     if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError, bex.ConnectionClosedError,
                         bex.ResponseStreamingError)):
         return StorageError(uri, reason("networkconnection", uri))
+    if isinstance(exc, bex.FlexibleChecksumError):
+        return CorruptObjectError(uri)
     if isinstance(exc, bex.ReadTimeoutError):
         return StorageError(uri, f"the S3 endpoint{_where()} did not answer within {READ_TIMEOUT_S:.0f} s")
     if isinstance(exc, bex.BotoCoreError):

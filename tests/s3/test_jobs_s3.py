@@ -132,3 +132,43 @@ def test_the_reduce_reads_each_annotation_file_a_fixed_number_of_times_whatever_
     (few_shards, few_reads), (many_shards, many_reads) = reads[200], reads[40]
     assert many_shards >= 3 * few_shards, reads
     assert many_reads == few_reads, reads  # the same per-file reads with 3x+ the shards
+
+
+def _put_with_wrong_checksum(s3, uri: str, body: bytes, checksum_of: bytes) -> None:
+    """What a store that does not check checksums keeps of a PUT cut off mid-body: an object whose bytes
+    do not match the checksum stored with it."""
+    import base64
+    import zlib
+
+    bucket, key = storage.split_s3(uri)
+    crc = base64.b64encode(zlib.crc32(checksum_of).to_bytes(4, "big")).decode()
+    s3.client().put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="CRC32", ChecksumCRC32=crc)
+
+
+def test_an_object_whose_bytes_fail_its_checksum_is_a_corrupt_object_error_naming_it(s3, bucket):
+    uri = f"{bucket}/x/manifest.json"
+    _put_with_wrong_checksum(s3, uri, b"", b'{"stage": "annotate"}')
+    with pytest.raises(storage.CorruptObjectError, match=rf"^{uri}: its bytes do not match the checksum"):
+        storage.read_json(uri)
+
+
+def test_a_shard_manifest_cut_off_mid_write_makes_the_rerun_redo_that_shard(ray_session, s3, bucket):
+    """The store outage test's case, made deterministic: the manifest of one finished shard is an empty
+    object with the full manifest's checksum (moto keeps such a PUT). The rerun redoes that shard only."""
+    corpus = write_demo_corpus(f"{bucket}/corpus/demo_pairs.jsonl")
+    pairs, annotations = f"{bucket}/ingest/demo", f"{bucket}/annotations/demo"
+    ingest("pairs", [corpus], pairs, rows_per_shard=ROWS_PER_SHARD, progress=False)
+    first = annotate(pairs, annotations, progress=False)
+    manifests = sorted(storage.list_files(f"{annotations}/_manifests", suffix=".json"))
+    assert first.shards_done == len(manifests) >= 2
+    original = storage.read_bytes(manifests[0])
+    _put_with_wrong_checksum(s3, manifests[0], b"", original)
+
+    s3.reset_requests()
+    rerun = annotate(pairs, annotations, progress=False)
+    assert (rerun.shards_done, rerun.shards_skipped) == (1, len(manifests) - 1)
+    assert storage.read_bytes(manifests[0]) == original  # rewritten whole
+    rewritten = [r["path"] for r in s3.requests() if r["method"] == "PUT" and "/annotations/demo/" in r["path"]
+                 and "/part-" in r["path"]]  # not the run's claim
+    stem = storage.basename(manifests[0]).removesuffix(".json")
+    assert rewritten and all(stem in path for path in rewritten)  # that shard's data and manifest, nothing else
