@@ -16,9 +16,10 @@ the task returns the P + 1 byte offsets. Why so:
   which filled the disk at 100M pairs).
 
 From those offsets alone the driver tells each bucket task which byte range of which file to read: a
-bucket task makes one ranged read per map file and parses no footer or index (a Parquet file with a row group per bucket would make every bucket task
-read every map file's footer, which grows with P). The files live beside the output (local disk or the
-object store), so map and bucket tasks may run on different nodes.
+bucket task makes one ranged read per map file and parses no footer or index (a Parquet file with a row
+group per bucket would make every bucket task read every map file's footer, which grows with P). The
+files live beside the output (local disk or the object store), so map and bucket tasks may run on
+different nodes.
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class MapOutput:
 
 
 def encode_piece(table: pa.Table, table_schema: pa.Schema) -> bytes:
-    """One piece: the 8-byte size of the IPC stream holding ``table`` as one record batch, then the stream as one zstd frame."""
+    """One piece: the 8-byte size of the IPC stream holding ``table`` as one record batch, then that stream
+    as one zstd frame."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table_schema) as writer:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))

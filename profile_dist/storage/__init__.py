@@ -26,7 +26,7 @@ __all__ = [
     "list_tree", "read_bytes", "read_json", "read_parquet", "read_table_dir", "read_yaml", "remove_file", "remove_tree",
     "replace_dir", "size", "write_bytes_atomic", "write_bytes_exclusive", "write_json_atomic",
     "write_parquet_atomic", "write_shards",
-    "CONNECT_TIMEOUT_S", "READ_TIMEOUT_S", "WORKER_ENV_VARS", "CorruptObjectError", "StorageError", "arrow_errors", "s3_client",
-    "s3_endpoint", "set_s3_endpoint", "worker_env",
+    "CONNECT_TIMEOUT_S", "READ_TIMEOUT_S", "WORKER_ENV_VARS", "CorruptObjectError", "StorageError", "arrow_errors",
+    "s3_client", "s3_endpoint", "set_s3_endpoint", "worker_env",
     "absolute", "basename", "is_remote", "join", "scheme", "split_s3",
 ]

@@ -8,6 +8,7 @@ import io
 import tempfile
 from urllib.parse import urlparse
 
+import botocore.exceptions
 import polars as pl
 import pytest
 import yaml
@@ -44,8 +45,6 @@ def put_object(server: S3TestServer, key: str, body: bytes) -> None:
 
 
 def _readable(server: S3TestServer, key: str) -> bool:
-    import botocore.exceptions
-
     try:
         server.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
         return True

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -137,9 +139,6 @@ def test_the_reduce_reads_each_annotation_file_a_fixed_number_of_times_whatever_
 def _put_with_wrong_checksum(s3, uri: str, body: bytes, checksum_of: bytes) -> None:
     """What a store that does not check checksums keeps of a PUT cut off mid-body: an object whose bytes
     do not match the checksum stored with it."""
-    import base64
-    import zlib
-
     bucket, key = storage.split_s3(uri)
     crc = base64.b64encode(zlib.crc32(checksum_of).to_bytes(4, "big")).decode()
     s3.client().put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="CRC32", ChecksumCRC32=crc)
