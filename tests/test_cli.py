@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from profile_dist.cli import main
+from profile_dist.cli import build_parser, main, starts_ray
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -131,11 +131,9 @@ def test_factors_and_formats_are_listed(capsys):
 def test_which_commands_start_ray_as_they_begin():
     """Commands that always use Ray start it first thing (runtime.ray_started_early); those whose fully cached
     reruns need none (LLM annotation, judge, generate) and report leave it to whoever needs it."""
-    from profile_dist.cli import build_parser
 
     def starts(argv: list[str]) -> bool:
-        args = build_parser().parse_args(argv)
-        return args.starts_ray(args) if callable(args.starts_ray) else args.starts_ray
+        return starts_ray(build_parser().parse_args(argv))
 
     assert starts(["ingest", "--format", "pairs", "--input", "x", "--output", "y"])
     assert starts(["annotate", "--pairs", "p", "--output", "a"])

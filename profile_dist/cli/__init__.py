@@ -43,15 +43,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Ray's messages: {routing.path}", file=sys.stderr)
 
 
+def starts_ray(args: argparse.Namespace) -> bool:
+    """Whether the parsed command starts Ray as it begins: its ``starts_ray`` default, a bool or a predicate
+    of the arguments (``annotate`` only without ``--llm``)."""
+    rule = getattr(args, "starts_ray", False)
+    return bool(rule(args) if callable(rule) else rule)
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.s3_endpoint_url:
             from profile_dist.storage import set_s3_endpoint  # on use: storage loads pyarrow
 
             set_s3_endpoint(args.s3_endpoint_url)
-        starts_ray = getattr(args, "starts_ray", False)  # a bool, or a predicate of the arguments
         early: Any = contextlib.nullcontext()
-        if starts_ray(args) if callable(starts_ray) else starts_ray:
+        if starts_ray(args):
             from profile_dist.stages.runtime import ray_started_early  # on use: imports ray
 
             early = ray_started_early(args.address)  # Ray starts while the command imports its stage and plans

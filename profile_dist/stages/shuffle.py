@@ -97,7 +97,7 @@ def encode_piece(table: pa.Table, table_schema: pa.Schema) -> bytes:
     with pa.ipc.new_stream(sink, table_schema) as writer:
         writer.write_table(table, max_chunksize=max(1, table.num_rows))
     stream = sink.getvalue()  # a pa.Buffer, not copied into bytes
-    return _SIZE.pack(stream.size) + _CODEC.compress(stream, asbytes=True)
+    return b"".join((_SIZE.pack(stream.size), _CODEC.compress(stream)))  # one copy of the compressed frame
 
 
 def decode_piece(data: bytes | pa.Buffer) -> pa.Table:
