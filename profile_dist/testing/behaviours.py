@@ -33,7 +33,8 @@ def register_behaviour(name: str) -> Callable[[Behaviour], Behaviour]:
     return decorate
 
 
-def _load() -> None:
+def load() -> None:
+    """Import the sim_* modules (registering their behaviours); idempotent."""
     global _loaded
     if _loaded:
         return
@@ -58,7 +59,7 @@ def uniform(key: str, salt: str) -> float:
 
 def reply_for(request: dict[str, Any], messages: list[dict[str, Any]], key: str, params: dict[str, Any]) -> Any:
     """The first registered behaviour's reply to this request, or None to use the generic reply."""
-    _load()
+    load()
     for name in sorted(_BEHAVIOURS):
         reply = _BEHAVIOURS[name](request, messages, key, params)
         if reply is not None:

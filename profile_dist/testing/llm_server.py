@@ -19,7 +19,8 @@ Replies to the project's annotation prompts are deterministic: the server finds 
 ``RESPONSE`` markers (see :mod:`profile_dist.prompts.fencing`) and answers the schema's integer field with
 :func:`reference_fluency` of that text, so tests can assert values end to end.
 
-Test hooks: ``GET /_stats`` (counts, 429s, max requests in any 1 s/60 s window, per-key counts),
+Test hooks: ``GET /_stats`` (counts, 429s, max requests in any 1 s/60 s window, per-key counts, connections
+opened by clients),
 ``GET /_log`` (one entry per request), ``POST /_reset``, ``POST /_config`` (change any config field).
 
 Run: ``python -m profile_dist.testing.llm_server --port 8000 --rpm 600 --latency-ms 200 800``; it prints
@@ -41,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from profile_dist.testing.behaviours import reply_for
+from profile_dist.testing.behaviours import load as load_behaviours, reply_for
 
 from profile_dist.prompts.fencing import find_block
 
@@ -244,6 +245,9 @@ class ChatLogic:
 
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
+        # Now, not on the first request: importing the simulated models takes ~25 ms, and a first request
+        # that stalls the loop that long makes the requests queued behind it reach the clock together.
+        load_behaviours()
         self.reset()
 
     def reset(self) -> None:
@@ -253,6 +257,7 @@ class ChatLogic:
         self.ok_per_key: collections.Counter[str] = collections.Counter()
         self.by_status: collections.Counter[str] = collections.Counter()
         self.accepted_times: list[float] = []
+        self.connections = 0  # opened by API clients (test hooks' connections are not counted)
         self.log: list[dict[str, Any]] = []
         self.tokens_total = 0
 
@@ -395,6 +400,7 @@ class ChatLogic:
             "first_accepted": self.accepted_times[0] if self.accepted_times else None,
             "last_accepted": self.accepted_times[-1] if self.accepted_times else None,
             "tokens": self.tokens_total,
+            "connections": self.connections,
             "seen_per_key": dict(self.seen),
             "ok_per_key": dict(self.ok_per_key),
         }
@@ -490,6 +496,7 @@ class LLMTestServer:
 
     # -- HTTP ------------------------------------------------------------------------------------
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = True
         try:
             while True:
                 try:
@@ -498,6 +505,10 @@ class LLMTestServer:
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
+                if first and path.startswith("/v1/"):
+                    with self._lock:
+                        self.logic.connections += 1
+                first = False
                 headers = {}
                 for line in lines[1:]:
                     if ":" in line:
