@@ -7,6 +7,7 @@ in parallel with the driver, and never by the driver itself.
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any, AsyncIterator
 
@@ -33,7 +34,12 @@ class LLMWorker:
 
     async def ready(self) -> str | None:
         """None when warmed up and the key is accepted, else the fatal message."""
-        return await self.core.start()
+        fatal = await self.core.start()
+        # What start-up left (Ray, the HTTP stack: ~10^5 objects) lives as long as the process; out of the
+        # collector's reach, a full collection takes 5 ms instead of 60, which woke the pacer late and gave
+        # back every send slot due meanwhile.
+        gc.freeze()
+        return fatal
 
     async def process(self, batch: list[dict[str, Any]]) -> AsyncIterator[list[dict[str, Any]]]:
         async for out in self.core.process(batch):

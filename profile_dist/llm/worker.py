@@ -321,10 +321,14 @@ class WorkerCore:
             self._admit = asyncio.Semaphore(self.in_flight)  # requests waiting for a send slot
 
     async def start(self) -> str | None:
-        """Open the connection and check the key; returns the fatal message if the endpoint refuses it.
+        """Open the connections and check the key; returns the fatal message if the endpoint refuses it.
 
         ``GET /models`` (free, not counted against chat limits) opens the first connection and catches a bad
-        key before any paid call.
+        key before any paid call. Then the other in-flight connections are opened the same way, at once: a
+        request that must open its connection reaches the provider later than its send slot by the handshake
+        (here up to 12 ms on loopback, a TLS handshake at a real provider), and the first second's sends, each
+        on a new connection, would reach the provider's clock bunched, so that its 1 s window refuses the
+        sends one window later. Opened now, they overlap the driver reading its input.
         """
         self._start()
         assert self._wire is not None
@@ -335,6 +339,14 @@ class WorkerCore:
                 self.fatal = self._fatal_message(exc)
         except openai.APIError:
             pass  # no /models on this server, or it is slow: the first real call will tell
+        if self.fatal is None and self.in_flight > 1:
+            # As many at once as may be in flight: one reuses the key check's connection, the rest open theirs.
+            warm = [self._wire.request("GET", self._wire.models_url) for _ in range(self.in_flight)]
+            try:
+                async with asyncio.timeout(self.ep.read_timeout_floor_s):  # a slow server: send cold instead
+                    await asyncio.gather(*warm, return_exceptions=True)
+            except TimeoutError:
+                pass
         return self.fatal
 
     async def close(self) -> None:

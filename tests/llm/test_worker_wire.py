@@ -88,3 +88,25 @@ def test_a_held_batch_is_handed_back_at_half_then_at_the_end(llm_server):
 
     batches = asyncio.run(run())
     assert len(batches) == 2 and len(batches[0]) >= 4 and sum(map(len, batches)) == 8
+
+
+def test_start_opens_the_in_flight_connections_so_no_send_waits_for_a_handshake(llm_server):
+    """A send that must open its connection reaches the provider's clock late by the handshake; the first
+    second's sends would all do so (bunched, they draw 429s one window later). Start opens them all."""
+    server = llm_server("--latency-ms", "150", "150")
+    ep = endpoint_for(server)
+
+    async def run() -> tuple[int, int, list[dict]]:
+        core = WorkerCore(ep, Secret(KEY), "w0", None, in_flight=8)
+        try:
+            assert await core.start() is None
+            opened = server.stats()["connections"]
+            results = [r async for batch in core.process(_wire_requests(8, "warm")) for r in batch]
+            return opened, server.stats()["connections"], results
+        finally:
+            await core.close()
+
+    opened, after, results = asyncio.run(run())
+    assert opened == 8  # the key check's connection and 7 more
+    assert after == 8  # eight sends at once, none on a new connection
+    assert len(results) == 8 and all(r["error"] is None for r in results)
