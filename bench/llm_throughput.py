@@ -57,7 +57,7 @@ import ray
 
 from profile_dist.factors.llm_calls import SINGLE
 from profile_dist.factors.llm_fluency import FLUENCY
-from profile_dist.llm.endpoints import Endpoint, Price
+from profile_dist.llm.endpoints import DEFAULT_HEADROOM, Endpoint, Price
 from profile_dist.llm.engine import LLMEngine
 from profile_dist.testing.llm_server import ServerProcess
 
@@ -277,7 +277,8 @@ def main() -> None:
     p.add_argument("--actors", default="1,4")
     p.add_argument("--rpm", type=int, default=600)
     p.add_argument("--latency-ms", type=float, nargs=2, default=(200.0, 800.0))
-    p.add_argument("--headroom", type=float, default=0.01, help="the endpoint's headroom (default 0.01)")
+    p.add_argument("--headroom", type=float, default=DEFAULT_HEADROOM,
+                   help=f"the endpoint's headroom (default: the endpoint default, {DEFAULT_HEADROOM})")
     p.add_argument("--unlimited-requests", type=int, default=20000)
     p.add_argument("--unlimited-workers", type=int, default=2)
     p.add_argument("--skip-unlimited", action="store_true")

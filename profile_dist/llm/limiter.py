@@ -10,9 +10,9 @@ per 8 requests whatever the rate: a Ray call costs about 3 ms of CPU across the 
 
 The schedule (``LimiterCore``) is paced evenly at (1 - headroom) x the request limit, and checked against
 sliding 60 s windows (requests and estimated tokens) and, because providers quantise their limits, 1 s
-windows with ceil(limit/60). Headroom absorbs send-time jitter: a 1% margin tolerates 10 ms of jitter at any
-rate. Tokens are booked at their pre-send estimate and corrected with the usage each reply reports; a slot
-that was not used, or drew a 429 (which providers do not count), is released.
+windows with ceil(limit/60). Headroom absorbs send-time jitter: a margin h tolerates h x 1 s of jitter at any
+rate (the default 0.5%: 5 ms). Tokens are booked at their pre-send estimate and corrected with the usage each
+reply reports; a slot that was not used, or drew a 429 (which providers do not count), is released.
 
 A 429 is not always a limit: providers also refuse requests when their shared capacity is short, at random
 and whatever the caller's rate. Only evidence of a lower limit changes the schedule (:meth:`LimiterCore.penalize`):
@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray
+
+from profile_dist.llm.endpoints import DEFAULT_HEADROOM
 
 NAMESPACE = "profile_dist"
 
@@ -112,9 +114,9 @@ class _Window:
 class LimiterCore:
     """The schedule, without Ray: every time argument is in seconds on one clock (the actor uses wall time)."""
 
-    def __init__(self, rpm: float | None, tpm: float | None, *, quantize: bool = True, headroom: float = 0.01,
-                 horizon_s: float = 1.0, min_block: int = 8, max_ahead_s: float = 4.0,
-                 recover_s: float = 10.0, run_429: int = 5) -> None:
+    def __init__(self, rpm: float | None, tpm: float | None, *, quantize: bool = True,
+                 headroom: float = DEFAULT_HEADROOM, horizon_s: float = 1.0, min_block: int = 8,
+                 max_ahead_s: float = 4.0, recover_s: float = 10.0, run_429: int = 5) -> None:
         # A lease holds the slots within horizon_s, and at least min_block (up to max_ahead_s): each Ray
         # call costs about 3 ms of CPU between the two processes, so a lease must carry several requests.
         self.horizon_s = horizon_s
@@ -136,7 +138,7 @@ class LimiterCore:
         self.configure(rpm, tpm, quantize=quantize, headroom=headroom)
 
     def configure(self, rpm: float | None, tpm: float | None, *, quantize: bool = True,
-                  headroom: float = 0.01) -> None:
+                  headroom: float = DEFAULT_HEADROOM) -> None:
         self.rpm, self.tpm, self.quantize, self.headroom = rpm, tpm, quantize, headroom
         inf = math.inf
         old = getattr(self, "windows", [])
@@ -380,7 +382,7 @@ class RateLimiter:
 
 
 def get_limiter(rpm: float | None, tpm: float | None, limiter_id: str, *, quantize: bool = True,
-                headroom: float = 0.01) -> Any:
+                headroom: float = DEFAULT_HEADROOM) -> Any:
     """The limiter of an endpoint+model: created by the first caller, found by name by all others."""
     handle = RateLimiter.options(name=f"llm-limiter-{limiter_id}", namespace=NAMESPACE, get_if_exists=True,
                                  lifetime="detached").remote(rpm, tpm, quantize, headroom)
