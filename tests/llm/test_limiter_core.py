@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import types
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from profile_dist.llm import limiter
 from profile_dist.llm.limiter import LimiterCore, parse_duration
 
 
@@ -243,3 +246,28 @@ def test_parse_duration():
     assert parse_duration("1h2m") == 3720.0
     assert parse_duration("7") == 7.0
     assert parse_duration("") is None and parse_duration("soon") is None
+
+
+
+def test_a_long_wait_for_a_slot_ends_with_a_short_sleep(monkeypatch):
+    """Ray runs workers at nice 15, where Linux lets a timed wait end up to 0.5% of its length late: a slot
+    0.4 s away woke 2 ms late. The sleep that ends at the slot must be short, so its slack is microseconds."""
+    clock = [100.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    monkeypatch.setattr(limiter, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    monkeypatch.setattr(limiter, "asyncio", types.SimpleNamespace(sleep=fake_sleep))
+    for wait in (0.4, 5.0):
+        slept.clear()
+        asyncio.run(limiter.sleep_until(clock[0] + wait))
+        assert len(slept) == 2 and abs(sum(slept) - wait) < 1e-9 and slept[-1] <= 0.01 * wait + 1e-9
+    slept.clear()
+    asyncio.run(limiter.sleep_until(clock[0] + 0.01))  # short: one sleep
+    assert len(slept) == 1 and abs(slept[0] - 0.01) < 1e-9
+    slept.clear()
+    asyncio.run(limiter.sleep_until(clock[0] - 1.0))  # already due: no sleep
+    assert slept == []
