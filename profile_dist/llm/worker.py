@@ -515,15 +515,33 @@ class WorkerCore:
 
     async def _send(self, messages: list[dict[str, str]], req: dict[str, Any], params: dict[str, Any],
                     tally: _Tally, scale: float = 1.0) -> Any:
-        """One HTTP attempt. It is abandoned (``_Stalled``) past ``scale`` x the read timeout; requests in
-        flight when the timeout goes down (the first replies of a run arrive) get the new one too, so a
-        request that stalled before any latency was known does not wait out the configured default."""
-        assert self._wire is not None
+        """One HTTP attempt: wait for a send slot, send, book what the reply used. It is abandoned (``_Stalled``)
+        past ``scale`` x the read timeout."""
         schema = req.get("schema")
         mode = self.mode
-        sent = structured.json_mode_messages(messages, schema) if schema is not None and mode == "json_object" \
-            else messages
+        sent = self._as_sent(messages, schema, mode)
         raw_estimate = self.estimator.prompt_tokens(sent)
+        slot = await self._wait_to_send(raw_estimate, params)
+        if mode != self.mode:  # another request found json_schema refused while this one waited
+            mode = self.mode
+            sent = self._as_sent(messages, schema, mode)
+        body: dict[str, Any] = {**params, "model": self.ep.model, "messages": sent}
+        fmt = structured.response_format(mode, schema, req.get("name", "reply"))
+        if fmt is not None:
+            body["response_format"] = fmt
+        tally.calls += 1
+        reply, headers = await self._transport(body, mode, slot, scale, tally)
+        self._book(reply, headers, slot, raw_estimate, tally)
+        return reply
+
+    @staticmethod
+    def _as_sent(messages: list[dict[str, str]], schema: dict[str, Any] | None, mode: str) -> list[dict[str, str]]:
+        """The messages as sent in ``mode``: JSON mode carries the schema in the prompt."""
+        return structured.json_mode_messages(messages, schema) if schema is not None and mode == "json_object" \
+            else messages
+
+    async def _wait_to_send(self, raw_estimate: int, params: dict[str, Any]) -> Slot | None:
+        """Wait for a send slot (with a limiter) and an in-flight unit; the caller then holds the unit."""
         slot: Slot | None = None
         assert self._sem is not None and self._admit is not None
         if self.pacer is not None:
@@ -532,19 +550,19 @@ class WorkerCore:
                 slot = await self.pacer.acquire(self.estimator.estimate(raw_estimate, cap), gate=self._sem)
         else:
             await self._sem.acquire()
-        if self.fatal:
+        if self.fatal:  # the endpoint refused another request while this one waited: send nothing
             self._sem.release()
             if slot is not None:
                 self.pacer.release(slot)  # type: ignore[union-attr]
             raise _Aborted()
-        if mode != self.mode:  # another request found json_schema refused while this one waited
-            mode = self.mode
-            sent = structured.json_mode_messages(messages, schema) if schema is not None else messages
-        body: dict[str, Any] = {**params, "model": self.ep.model, "messages": sent}
-        fmt = structured.response_format(mode, schema, req.get("name", "reply"))
-        if fmt is not None:
-            body["response_format"] = fmt
-        tally.calls += 1
+        return slot
+
+    async def _transport(self, body: dict[str, Any], mode: str, slot: Slot | None, scale: float,
+                         tally: _Tally) -> tuple[dict[str, Any], Any]:
+        """Send ``body`` and wait for the reply within the read timeout; gives back the in-flight unit. Requests
+        in flight when the timeout goes down (the first replies of a run arrive) get the new one too, so a
+        request that stalled before any latency was known does not wait out the configured default."""
+        assert self._wire is not None and self._sem is not None
         loop = asyncio.get_running_loop()
         sent_at = loop.time()
         timeout = min(self.ep.timeout_s, self.latency.timeout() * scale)
@@ -578,6 +596,11 @@ class WorkerCore:
             self._sem.release()  # the reply (or its failure) is in: no longer in flight
         if self.latency.observe(loop.time() - sent_at):
             self._tighten(loop.time())
+        return reply, headers
+
+    def _book(self, reply: dict[str, Any], headers: Any, slot: Slot | None, raw_estimate: int,
+              tally: _Tally) -> None:
+        """Count the tokens the reply reports; tell the estimator and the limiter (tokens used, quota headers)."""
         usage = reply.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         completion_tokens = int(usage.get("completion_tokens") or 0)
@@ -591,7 +614,6 @@ class WorkerCore:
             obs = _observation(headers)
             if obs is not None:
                 self.pacer.observe(obs)
-        return reply
 
     def _tighten(self, now: float) -> None:
         """Bring the deadlines of the requests in flight down to the new read timeout."""
