@@ -50,7 +50,8 @@ ROWS_PER_SHARD = 42
 RPM = 1800  # the server also enforces ceil(RPM/60) = 30 per any 1 s window
 # The limiter paces at (1 - headroom) x RPM. The server stamps a request when its loop reads it, so on a
 # busy 2-core machine a stalled server (or client) loop bunches requests sent in order into one 1 s window:
-# at the default 1% headroom (tolerating ~10 ms of such jitter) a few requests of ~350 drew 429s now and then.
+# at a 1% headroom (tolerating ~10 ms of such jitter; the default is now 0.5%) a few requests of ~350 drew
+# 429s now and then.
 # 40% tolerates ~0.6 s; two workers each pacing at that rate on their own would still send 1.2x the limit.
 HEADROOM = 0.4
 THREE_NODES = {"head": {"num_cpus": 1},
