@@ -97,13 +97,15 @@ def run_engine(ep: Endpoint, n: int, tag: str, workers: int, idle_s: float = 5.0
     return {"elapsed": elapsed, "failed": sum(not r.ok for r in results), "cpu_ms": cpu * 1000 / n,
             "driver_cpu_ms": driver * 1000 / n, "active_cpu_ms": (cpu - idle_rate * elapsed) * 1000 / n,
             "idle_cpu_ms_per_s": idle_rate * 1000,
-            "late": sum(p.get("late", 0) for p in pacer), "voided": sum(p.get("voided", 0) for p in pacer)}
+            "late": sum(p.get("late", 0) for p in pacer), "voided": sum(p.get("voided", 0) for p in pacer),
+            "in_flight_full": sum(p.get("late_in_flight_full", 0) for p in pacer)}
 
 
-def paced(n: int, actors: int, rpm: int, latency: tuple[float, float], headroom: float) -> dict[str, Any]:
+def paced(n: int, actors: int, rpm: int, latency: tuple[float, float], headroom: float,
+          max_concurrency: int = 64) -> dict[str, Any]:
     with ServerProcess(["--api-key", KEY, "--rpm", str(rpm), "--latency-ms", *map(str, latency)]) as server:
         ep = Endpoint(name="bench", base_url=server.base_url, model="test-judge", api_key_env=KEY_ENV, rpm=rpm,
-                      max_concurrency=64, price_per_1k=Price(0.0025, 0.01), headroom=headroom)
+                      max_concurrency=max_concurrency, price_per_1k=Price(0.0025, 0.01), headroom=headroom)
         out = run_engine(ep, n, f"paced-{actors}", actors)
         stats = server.stats()
     ideal = n / (rpm / 60.0)
@@ -112,6 +114,7 @@ def paced(n: int, actors: int, rpm: int, latency: tuple[float, float], headroom:
             "active_cpu_ms_per_request": out["active_cpu_ms"], "idle_cpu_ms_per_s": out["idle_cpu_ms_per_s"],
             "driver_cpu_ms_per_request": out["driver_cpu_ms"], "elapsed_s": out["elapsed"],
             "ideal_s": ideal, "max_in_any_1s": stats["max_in_any_1s"], "late_slots": out["late"],
+            "late_slots_in_flight_full": out["in_flight_full"],
             "voided_slots": out["voided"]}
 
 
@@ -139,13 +142,14 @@ CHAOS = {
 LLMOCK_SEED = 42
 
 
-def rpm_scenarios(actors: list[int], headroom: float, limits: set[int] | None = None) -> dict[str, Any]:
+def rpm_scenarios(actors: list[int], headroom: float, limits: set[int] | None = None,
+                  max_concurrency: int = 64) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for rpm, n, latency in RPM_SCENARIOS:
         if limits and rpm not in limits:
             continue
         for a in actors:
-            row = paced(n, a, rpm, latency, headroom)
+            row = paced(n, a, rpm, latency, headroom, max_concurrency)
             print(f"rpm requests={n} rpm={rpm} " + fmt(row), flush=True)
             for k in ("time_over_ideal", "self_429", "failed", "cpu_ms_per_request", "active_cpu_ms_per_request"):
                 out[f"rpm{rpm}_a{a}_{k}"] = row[k]
@@ -279,6 +283,9 @@ def main() -> None:
     p.add_argument("--latency-ms", type=float, nargs=2, default=(200.0, 800.0))
     p.add_argument("--headroom", type=float, default=DEFAULT_HEADROOM,
                    help=f"the endpoint's headroom (default: the endpoint default, {DEFAULT_HEADROOM})")
+    p.add_argument("--max-concurrency", type=int, default=64,
+                   help="the endpoint's max_concurrency in the paced and rpm scenarios (default 64, the endpoint "
+                        "default); split evenly over the workers")
     p.add_argument("--unlimited-requests", type=int, default=20000)
     p.add_argument("--unlimited-workers", type=int, default=2)
     p.add_argument("--skip-unlimited", action="store_true")
@@ -301,7 +308,7 @@ def main() -> None:
     final: dict[str, Any] = {"failed": 0}
     if "paced" in scenarios:
         for n_actors in actors:
-            row = paced(a.requests, n_actors, a.rpm, tuple(a.latency_ms), a.headroom)
+            row = paced(a.requests, n_actors, a.rpm, tuple(a.latency_ms), a.headroom, a.max_concurrency)
             rows.append(row)
             print(f"paced requests={a.requests} rpm={a.rpm} headroom={a.headroom} " + fmt(row), flush=True)
         final = {"time_over_ideal": max(r["time_over_ideal"] for r in rows),
@@ -314,7 +321,8 @@ def main() -> None:
         final[f"cpu_ms_per_request_a{r['actors']}"] = r["cpu_ms_per_request"]
         final[f"active_cpu_ms_per_request_a{r['actors']}"] = r["active_cpu_ms_per_request"]
     if "rpm" in scenarios:
-        final.update(rpm_scenarios(actors, a.headroom, {int(x) for x in a.rpm_limits.split(",") if x}))
+        final.update(rpm_scenarios(actors, a.headroom, {int(x) for x in a.rpm_limits.split(",") if x},
+                                   a.max_concurrency))
     if "chaos" in scenarios:
         final.update(chaos(a.chaos_requests, 600))
     if "llmock" in scenarios:

@@ -22,7 +22,7 @@ from profile_dist.schema import LLM_FACTOR_VALUES
 
 #: The engine's per-run counts that add up over runs (same list as the annotate stage sums).
 SUMMED_COUNTS = ("requests", "duplicates", "cached", "sent", "done", "failed", "http_calls", "retries", "reasks",
-                 "http_429", "input_tokens", "output_tokens", "spend", "retryable")
+                 "http_429", "input_tokens", "output_tokens", "spend", "retryable", "slots_in_flight_full")
 _RAW_IN_ERROR = 500
 
 

@@ -8,7 +8,8 @@ endpoints:
     api_key_env: OPENAI_API_KEY      # the key itself never sits in a file; null for keyless servers
     rpm: 500                         # requests per minute (omit: unlimited)
     tpm: 200000                      # tokens per minute (omit: unlimited)
-    max_concurrency: 64              # requests in flight, over all workers
+    max_concurrency: 64              # requests in flight, over all workers (split evenly); below requests/s x
+                                     # reply latency, send slots go unused (the summary counts them)
     params: {temperature: 0}         # decoding parameters, part of the cache key
     price_per_1k: {input: 0.0025, output: 0.01}
     # optional, with defaults:

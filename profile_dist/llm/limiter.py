@@ -463,6 +463,7 @@ class Pacer:
             slot, send_at = await fut
             received = time.monotonic()
             await sleep_until(send_at)
+            full = gate is not None and gate.locked()
             if gate is not None:
                 await gate.acquire()  # no wait unless every in-flight unit is taken; then the send may be late
             if send_at < self._paused_until - 0.002:  # (2 ms: the pushed pause arrives a little late)
@@ -477,6 +478,8 @@ class Pacer:
             if late > self.late_tolerance_s:
                 self._give_back(slot, gate)
                 self.stats["late"] += 1
+                # Late because every in-flight unit was taken: max_concurrency is below rate x latency.
+                self.stats["late_in_flight_full"] += full
                 continue
             self.stats["sent"] += 1
             return slot

@@ -69,6 +69,7 @@ class RunStats:
             "spend": round(self.spend, 6), "elapsed_s": round(elapsed, 3),
             "requests_per_min": round(c["calls"] / minutes, 1),
             "tokens_per_min": round((c["input_tokens"] + c["output_tokens"]) / minutes, 1),
+            "slots_in_flight_full": c["slots_in_flight_full"],
             "stopped": self.stopped,
         }
 

@@ -60,6 +60,9 @@ class AnnotateSummary:
                 if self.llm.get(key):
                     reasons = ", ".join(f"{r}={n}" for r, n in sorted(self.llm[key].items()))
                     out.append(f"  {sum(self.llm[key].values())} LLM request(s) {what} ({reasons})")
+            if self.llm.get("slots_in_flight_full"):
+                out.append(f"  {self.llm['slots_in_flight_full']} send slot(s) went unused because the endpoint's "
+                           "max_concurrency was full when they came: raise it to about requests/s x reply latency")
             for name, c in (self.llm.get("costs") or {}).get("per_factor_per_response", {}).items():
                 out.append(f"  cost per response of {name}: {c['input_tokens']} in + {c['output_tokens']} out tokens, "
                            f"${c['spend']:.6f}")

@@ -109,6 +109,17 @@ def test_two_worker_processes_keep_one_global_limit(llm_server, tmp_cache):
     assert paced * 0.97 <= span <= paced * 1.3
 
 
+def test_slots_that_found_the_in_flight_limit_full_are_counted(llm_server, tmp_cache):
+    """20 requests/s at 300 ms need 6 in flight; with max_concurrency 2 the slots come while both units are
+    taken. Those sends are given back, every request is still answered, and the summary says why."""
+    server = llm_server("--rpm", "1200", "--latency-ms", "300", "300")
+    tight = endpoint_for(server, rpm=1200, max_concurrency=2)
+    summary: dict = {}
+    results = run_llm_requests(tight, requests_for(texts(24)), tmp_cache, progress=False, summary=summary)
+    assert all(r.ok for r in results) and server.stats()["rate_limited"] == 0
+    assert summary["slots_in_flight_full"] > 0
+
+
 def test_transient_failures_are_retried_until_they_succeed(llm_server, tmp_cache):
     server = llm_server("--error-rate", "0.25", "--disconnect-rate", "0.1", "--timeout-rate", "0.1",
                         "--hang-s", "5", "--seed", "7")
