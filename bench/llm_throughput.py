@@ -97,7 +97,8 @@ def run_engine(ep: Endpoint, n: int, tag: str, workers: int, idle_s: float = 5.0
     return {"elapsed": elapsed, "failed": sum(not r.ok for r in results), "cpu_ms": cpu * 1000 / n,
             "driver_cpu_ms": driver * 1000 / n, "active_cpu_ms": (cpu - idle_rate * elapsed) * 1000 / n,
             "idle_cpu_ms_per_s": idle_rate * 1000,
-            "late": sum(p.get("late", 0) for p in pacer), "voided": sum(p.get("voided", 0) for p in pacer),
+            "late": sum(p.get("late_wake_up", 0) + p.get("late_in_flight_full", 0) for p in pacer),
+            "voided": sum(p.get("voided", 0) for p in pacer),
             "in_flight_full": sum(p.get("late_in_flight_full", 0) for p in pacer)}
 
 

@@ -35,9 +35,9 @@ class LLMWorker:
     async def ready(self) -> str | None:
         """None when warmed up and the key is accepted, else the fatal message."""
         fatal = await self.core.start()
-        # What start-up left (Ray, the HTTP stack: ~10^5 objects) lives as long as the process; out of the
-        # collector's reach, a full collection takes 5 ms instead of 60, which woke the pacer late and gave
-        # back every send slot due meanwhile.
+        # What start-up left (Ray, the HTTP stack) lives as long as the process. Out of the collector's
+        # reach, full collections stop scanning it: they woke the pacer late, and every send slot due
+        # meanwhile was given back.
         gc.freeze()
         return fatal
 
@@ -49,7 +49,7 @@ class LLMWorker:
         self.core.pause(seconds)
 
     async def stats(self) -> dict[str, float]:
-        """Pacer counts (sent, late, voided) and this process's CPU seconds so far."""
+        """Pacer counts (sent; given back: late_wake_up, late_in_flight_full, voided) and this process's CPU seconds."""
         out: dict[str, float] = dict(self.core.pacer.stats) if self.core.pacer is not None else {}
         out["cpu_s"] = time.process_time()
         return out

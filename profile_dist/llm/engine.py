@@ -225,11 +225,9 @@ class LLMEngine:
         try:
             if todo:
                 self._start_workers()
-                full_before = self._slots_in_flight_full()
                 bar.start_sending()
                 fresh = _run_coro(self._dispatch([requests[first[k]] for k in todo], todo, cost_model, stats, bar))
                 by_key.update(fresh)
-                stats.c["slots_in_flight_full"] += max(0, self._slots_in_flight_full() - full_before)
         finally:
             bar.close()
             self.cache.sync()
@@ -251,12 +249,6 @@ class LLMEngine:
             exc.results = results  # type: ignore[attr-defined]
             raise exc
         return results
-
-    def _slots_in_flight_full(self) -> int:
-        """Send slots the workers gave back so far because their in-flight limit was full when the slot came."""
-        if self._limiter is None:
-            return 0
-        return sum(int(s.get("late_in_flight_full", 0)) for s in ray.get([w.stats.remote() for w in self._workers]))
 
     async def _dispatch(self, reqs: list[LLMRequest], keys: list[str], cost_model: CostModel, stats: RunStats,
                         bar: ProgressBar) -> dict[str, LLMResult]:

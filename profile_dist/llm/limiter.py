@@ -403,9 +403,9 @@ async def sleep_until(deadline: float) -> None:
     """Sleep until ``deadline`` (``time.monotonic()``), waking on time in a niced process.
 
     Ray runs its workers at nice 15, and Linux lets a niced task's timed wait end up to 0.5% of its length late
-    (timer slack: ``select_estimate_accuracy``). A slot 0.4 s away (4 workers at 600 RPM) woke 2 ms late, most
-    of the 2.5 ms a send may be late, and one send in eight was given back. So a long wait first sleeps to 1%
-    before its end, and then the rest, whose slack is microseconds."""
+    (timer slack, ``select_estimate_accuracy``; measured by bench/pacer_wakeup.py). A slot 0.4 s away (4 workers
+    at 600 RPM) woke 2 ms late, most of the 2.5 ms a send may be late, and one send in eight was given back. So
+    a long wait first sleeps to 1% before its end, and then the rest, whose slack is microseconds."""
     left = deadline - time.monotonic()
     if left > _SPLIT_S:
         await asyncio.sleep(left * (1 - _EARLY))
@@ -452,9 +452,12 @@ class Pacer:
         self._last_flush = time.monotonic()
         self.stats: collections.Counter[str] = collections.Counter()
 
-    async def acquire(self, tokens: int, gate: asyncio.Semaphore | None = None) -> Slot:
+    async def acquire(self, tokens: int, gate: asyncio.Semaphore | None = None,
+                      given_back: collections.Counter[str] | None = None) -> Slot:
         """Wait for a send slot (and, with ``gate``, the worker's in-flight limit: the caller then holds one
-        unit of it, taken only once the slot is due, so waiting for a slot holds none)."""
+        unit of it, taken only once the slot is due, so waiting for a slot holds none). Slots this call gave
+        back are counted by cause in ``stats`` and in ``given_back``."""
+        counters = (self.stats,) if given_back is None else (self.stats, given_back)
         loop = asyncio.get_running_loop()
         while True:
             fut = loop.create_future()
@@ -470,16 +473,18 @@ class Pacer:
                 # A pause came in while waiting and covers this slot (the limiter never grants inside a
                 # known pause). Slots after the pause keep their places in the schedule.
                 self._give_back(slot, gate)
-                self.stats["voided"] += 1
+                for c in counters:
+                    c["voided"] += 1
                 continue
             # Lateness counts from when the slot was known: a slot already due on arrival (the lease's
             # return trip) goes at once, or a slow round trip would void every slot it brings.
             late = time.monotonic() - max(send_at, received)
             if late > self.late_tolerance_s:
                 self._give_back(slot, gate)
-                self.stats["late"] += 1
-                # Late because every in-flight unit was taken: max_concurrency is below rate x latency.
-                self.stats["late_in_flight_full"] += full
+                # Late after waiting for an in-flight unit: max_concurrency is below rate x latency.
+                cause = "late_in_flight_full" if full else "late_wake_up"
+                for c in counters:
+                    c[cause] += 1
                 continue
             self.stats["sent"] += 1
             return slot

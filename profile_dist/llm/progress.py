@@ -33,7 +33,7 @@ class RunStats:
         self.c["done" if ok else "failed"] += 1
         if not ok and reason:
             self.failed_by_reason[reason] += 1
-        for k in ("calls", "retries", "reasks", "rate_limited", "input_tokens", "output_tokens"):
+        for k in ("calls", "retries", "reasks", "rate_limited", "input_tokens", "output_tokens", "slots_in_flight_full"):
             self.c[k] += wire.get(k, 0)
         self.spend += cost
         now = time.monotonic()

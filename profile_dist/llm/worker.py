@@ -141,6 +141,7 @@ class _Tally:
     reasks: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    slots_in_flight_full: int = 0  # send slots given back because the in-flight limit was full when they came
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -326,7 +327,7 @@ class WorkerCore:
         ``GET /models`` (free, not counted against chat limits) opens the first connection and catches a bad
         key before any paid call. Then the other in-flight connections are opened the same way, at once: a
         request that must open its connection reaches the provider later than its send slot by the handshake
-        (here up to 12 ms on loopback, a TLS handshake at a real provider), and the first second's sends, each
+        (a TLS handshake at a real provider; slow connects on loopback too), and the first second's sends, each
         on a new connection, would reach the provider's clock bunched, so that its 1 s window refuses the
         sends one window later. Opened now, they overlap the driver reading its input.
         """
@@ -521,7 +522,7 @@ class WorkerCore:
         mode = self.mode
         sent = self._as_sent(messages, schema, mode)
         raw_estimate = self.estimator.prompt_tokens(sent)
-        slot = await self._wait_to_send(raw_estimate, params)
+        slot = await self._wait_to_send(raw_estimate, params, tally)
         if mode != self.mode:  # another request found json_schema refused while this one waited
             mode = self.mode
             sent = self._as_sent(messages, schema, mode)
@@ -540,14 +541,17 @@ class WorkerCore:
         return structured.json_mode_messages(messages, schema) if schema is not None and mode == "json_object" \
             else messages
 
-    async def _wait_to_send(self, raw_estimate: int, params: dict[str, Any]) -> Slot | None:
+    async def _wait_to_send(self, raw_estimate: int, params: dict[str, Any], tally: _Tally) -> Slot | None:
         """Wait for a send slot (with a limiter) and an in-flight unit; the caller then holds the unit."""
         slot: Slot | None = None
         assert self._sem is not None and self._admit is not None
         if self.pacer is not None:
             cap = params.get("max_tokens") or params.get("max_completion_tokens")
+            given_back: collections.Counter[str] = collections.Counter()
             async with self._admit:  # the pacer never leases more slots than the in-flight limit can take
-                slot = await self.pacer.acquire(self.estimator.estimate(raw_estimate, cap), gate=self._sem)
+                slot = await self.pacer.acquire(self.estimator.estimate(raw_estimate, cap), gate=self._sem,
+                                                given_back=given_back)
+            tally.slots_in_flight_full += given_back["late_in_flight_full"]
         else:
             await self._sem.acquire()
         if self.fatal:  # the endpoint refused another request while this one waited: send nothing
