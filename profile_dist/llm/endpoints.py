@@ -39,9 +39,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-#: Headroom h leaves h x 1 s of slack in any 1 s window for send jitter: 5 ms. Measured alone on 2 cores
-#: (docs/benchmarks-llm.md), sends reach the server's clock within ~3 ms of their slots once the worker's
-#: start-up transients are gone; each 0.1% more costs 0.1% of the rate.
+#: Headroom h leaves h x 1 s of slack in any 1 s window for send jitter: 5 ms. Alone on 2 cores, issue 16's
+#: benchmark table ran with 0 429s at 0.5% (docs/benchmarks-llm.md); each 0.1% more costs 0.1% of the rate.
 DEFAULT_HEADROOM = 0.005
 
 import yaml

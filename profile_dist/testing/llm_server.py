@@ -245,8 +245,8 @@ class ChatLogic:
 
     def __init__(self, cfg: ServerConfig) -> None:
         self.cfg = cfg
-        # Now, not on the first request: importing the simulated models takes ~25 ms, and a first request
-        # that stalls the loop that long makes the requests queued behind it reach the clock together.
+        # Now, not on the first request: importing the simulated models stalled the loop, and the requests
+        # queued behind that first one reached the clock together.
         load_behaviours()
         self.reset()
 

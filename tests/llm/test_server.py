@@ -200,8 +200,8 @@ def test_delimited_block_cannot_be_closed_by_its_content():
 
 
 def test_the_simulated_models_load_when_the_server_starts_not_on_its_first_request():
-    """Importing them takes ~25 ms; on the first request that stalled the server's loop, and the requests
-    queued behind it reached its clock together (a 429 one window later for a client pacing exactly)."""
+    """Importing them on the first request stalled the server's loop, and the requests queued behind it
+    reached its clock together (a 429 one window later for a client pacing exactly)."""
     code = ("import sys\n"
             "from profile_dist.testing.llm_server import ChatLogic, ServerConfig\n"
             "assert not [m for m in sys.modules if m.startswith('profile_dist.testing.sim_')]\n"
